@@ -1,0 +1,256 @@
+//! The one typed configuration of syncstack.
+//!
+//! Precedence, lowest to highest: built-in defaults, then the TOML file (`--config FILE` or
+//! `SYNCSTACK_CONFIG`), then `SYNCSTACK_*` environment variables (`__` separates nested
+//! keys: `SYNCSTACK_STORAGE__LIMITS__MAX_POST_RECORDS=50`), then command-line flags.
+//! Loading has no side effects; creating the data directory and the secret happens when a
+//! command needs them. `syncstack default-config` prints the commented reference, which is
+//! kept in `docs/configuration.md` too.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sync_proto::ServerLimits;
+
+/// The commented example configuration, with every key at its default.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Which services a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// A SyncStorage 1.5 storage node.
+    Storage,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Commit durability of the SQLite database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Survives power loss (fsync on every commit).
+    #[default]
+    Full,
+    /// Survives a process crash; faster.
+    Normal,
+}
+
+/// Everything syncstack can be configured with.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the database and the generated secret live.
+    pub data_dir: PathBuf,
+    /// Address the HTTP services listen on.
+    pub listen: SocketAddr,
+    /// The URL clients reach this process at (default `http://<listen>`).
+    pub public_url: Option<String>,
+    /// The secret shared by the token server and the storage nodes. Default: generated
+    /// once and kept in `<data_dir>/master_secret`.
+    pub master_secret: Option<String>,
+    /// Address of the Prometheus metrics listener; none by default.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Services this process runs.
+    pub services: Vec<Service>,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Storage node settings.
+    pub storage: StorageSettings,
+}
+
+/// Settings of the storage node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Database URL; default `sqlite:<data_dir>/storage.db`, created if missing. An explicit
+    /// `sqlite:` path must exist unless it ends in `?mode=rwc`.
+    pub database_url: Option<String>,
+    /// Reader connections to SQLite.
+    pub readers: u32,
+    /// Commit durability of SQLite.
+    pub durability: Durability,
+    /// Largest accepted difference between a Hawk timestamp and the server clock, seconds.
+    pub hawk_skew_secs: u64,
+    /// Most Hawk nonces remembered for replay detection.
+    pub nonce_cache_capacity: usize,
+    /// Whether `limits.max_quota_limit` is enforced.
+    pub quota_enabled: bool,
+    /// Seconds after expiry a token still reads `info/collections`.
+    pub expired_token_grace_secs: u64,
+    /// Seconds a batch stays open.
+    pub batch_lifetime_secs: u64,
+    /// Seconds between purges of expired records.
+    pub purge_interval_secs: u64,
+    /// Limits published in `info/configuration`.
+    pub limits: ServerLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./syncstack-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            public_url: None,
+            master_secret: None,
+            metrics_listen: None,
+            services: vec![Service::Storage],
+            log_format: LogFormat::Text,
+            storage: StorageSettings::default(),
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            database_url: None,
+            readers: 4,
+            durability: Durability::Full,
+            hawk_skew_secs: 120,
+            nonce_cache_capacity: 1_000_000,
+            quota_enabled: false,
+            expired_token_grace_secs: 2 * 60 * 60,
+            batch_lifetime_secs: 2 * 60 * 60,
+            purge_interval_secs: 60 * 60,
+            limits: ServerLimits::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    /// Like a derived `Debug`, with the master secret redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field(
+                "master_secret",
+                &self.master_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("metrics_listen", &self.metrics_listen)
+            .field("services", &self.services)
+            .field("log_format", &self.log_format)
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+/// Command-line values that override the configuration; `None` leaves it alone.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--public-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// `--metrics-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// `--services`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<Service>>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Environment variables that share the prefix but are not settings.
+const NOT_SETTINGS: &[&str] = &["config"];
+
+impl Settings {
+    /// Layers defaults, the file, the environment and the flags.
+    pub fn load(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                anyhow::bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("SYNCSTACK_")
+                    .filter(|key| {
+                        let key = key.as_str();
+                        !NOT_SETTINGS.contains(&key) && !key.starts_with("test_")
+                    })
+                    .split("__"),
+            )
+            .merge(Serialized::defaults(flags));
+        figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    }
+
+    /// The public URL: as configured, or `http://<listen>`.
+    pub fn public_url(&self) -> anyhow::Result<url::Url> {
+        let text = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        let url = url::Url::parse(&text)
+            .map_err(|e| anyhow::anyhow!("public_url {text:?} is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            anyhow::bail!("public_url {text:?} must be an http:// or https:// URL with a host");
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            anyhow::bail!("public_url {text:?} must not have a query or fragment");
+        }
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_file_parses_to_the_defaults() {
+        let parsed: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(DEFAULT_CONFIG))
+            .extract()
+            .unwrap();
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
+    fn redacts_the_secret() {
+        let settings = Settings {
+            master_secret: Some("hunter2".into()),
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn derives_the_public_url_from_listen() {
+        let settings = Settings::default();
+        assert_eq!(
+            settings.public_url().unwrap().as_str(),
+            "http://127.0.0.1:8000/"
+        );
+        let bad = Settings {
+            public_url: Some("ftp://x".into()),
+            ..Settings::default()
+        };
+        assert!(bad.public_url().is_err());
+    }
+}

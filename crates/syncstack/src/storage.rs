@@ -1,0 +1,114 @@
+//! Opening the storage backend named by a database URL.
+//!
+//! Backends are chosen at run time from the URL's scheme. Only `sqlite:` exists today; any
+//! other scheme is refused with the list of supported ones.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use syncstorage_store::Store;
+use syncstorage_store::sqlite::{Durability, SqliteOptions, SqliteStore};
+
+use crate::config::{self, Settings};
+
+/// A parsed database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file; `create` when the file may be created.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Whether a missing file is created.
+        create: bool,
+    },
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite:PATH`, `sqlite://PATH` (`sqlite:///abs/path` for absolute paths), with
+    /// an optional `?mode=rwc` that allows creating the file.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let Some((scheme, rest)) = url.split_once(':') else {
+            anyhow::bail!("database URL {url:?} has no scheme (expected sqlite:PATH)");
+        };
+        match scheme {
+            "sqlite" => {
+                let rest = rest.strip_prefix("//").unwrap_or(rest);
+                let (path, query) = match rest.split_once('?') {
+                    Some((path, query)) => (path, Some(query)),
+                    None => (rest, None),
+                };
+                if path.is_empty() {
+                    anyhow::bail!("database URL {url:?} names no file");
+                }
+                let create = match query {
+                    None => false,
+                    Some("mode=rwc") => true,
+                    Some("mode=rw") => false,
+                    Some(other) => anyhow::bail!(
+                        "unsupported SQLite URL option {other:?} (use mode=rwc or mode=rw)"
+                    ),
+                };
+                Ok(DatabaseUrl::Sqlite {
+                    path: PathBuf::from(path),
+                    create,
+                })
+            }
+            other => anyhow::bail!(
+                "unsupported database scheme {other:?} in {url:?}: this build supports sqlite:"
+            ),
+        }
+    }
+}
+
+/// Opens the storage node's database as configured.
+pub fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = match &settings.storage.database_url {
+        Some(url) => DatabaseUrl::parse(url)?,
+        None => DatabaseUrl::Sqlite {
+            path: settings.data_dir.join("storage.db"),
+            create: true,
+        },
+    };
+    match url {
+        DatabaseUrl::Sqlite { path, create } => {
+            let options = SqliteOptions {
+                create,
+                readers: settings.storage.readers,
+                durability: match settings.storage.durability {
+                    config::Durability::Full => Durability::Full,
+                    config::Durability::Normal => Durability::Normal,
+                },
+                batch_lifetime: Duration::from_secs(settings.storage.batch_lifetime_secs),
+            };
+            Ok(Arc::new(SqliteStore::open(&path, options)?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sqlite_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:data/s.db").unwrap(),
+            DatabaseUrl::Sqlite {
+                path: "data/s.db".into(),
+                create: false
+            }
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/s.db?mode=rwc").unwrap(),
+            DatabaseUrl::Sqlite {
+                path: "/var/s.db".into(),
+                create: true
+            }
+        );
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("sqlite:").is_err());
+        assert!(DatabaseUrl::parse("s.db").is_err());
+        assert!(DatabaseUrl::parse("sqlite:x?mode=bogus").is_err());
+    }
+}

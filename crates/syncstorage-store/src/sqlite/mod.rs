@@ -1,0 +1,540 @@
+//! The SQLite backend: one database file, one writer connection, a pool of readers.
+//!
+//! SQLite allows one writer at a time, so writes are serialized here, in process, on a
+//! single connection, instead of contending for the file lock and failing with
+//! `SQLITE_BUSY`. That is also why concurrent first writes to a new collection cannot fail
+//! here as they can on Mozilla's server: there is no lock to lose. Readers use WAL
+//! snapshots and never wait for the writer. Every call runs one transaction on a blocking
+//! thread.
+
+mod read;
+mod schema;
+mod write;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use sync_proto::SyncTimestamp;
+
+use crate::{
+    Bso, BsoPage, BsoQuery, CollectionFigures, PoolState, Precondition, Store, StoreError, UserId,
+    Versioned, WriteBsos, WriteOutcome,
+};
+
+/// How `fsync` is used on commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed write survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a committed write survives a crash of the process, and may be
+    /// lost with the last moments before a power loss. Faster.
+    Normal,
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Create the file if it does not exist. Off for paths an operator typed, so that a
+    /// typo is an error rather than a new, empty database.
+    pub create: bool,
+    /// Reader connections in the pool.
+    pub readers: u32,
+    /// Commit durability.
+    pub durability: Durability,
+    /// How long a batch stays open.
+    pub batch_lifetime: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            create: true,
+            readers: 4,
+            durability: Durability::Full,
+            batch_lifetime: Duration::from_secs(2 * 60 * 60),
+        }
+    }
+}
+
+/// A [`Store`] on one SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<Connection>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    waiting_writers: AtomicU32,
+    closed: AtomicBool,
+    collections: RwLock<HashMap<String, i64>>,
+    batch_lifetime: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (and if allowed creates) the database at `path` and brings its schema up to
+    /// date.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        if !options.create && !path.exists() {
+            return Err(StoreError::Backend(format!(
+                "database file {} does not exist (add ?mode=rwc to the URL to create it)",
+                path.display()
+            )));
+        }
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        let mut writer = Connection::open(path).map_err(backend)?;
+        writer
+            .execute_batch(&format!(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; \
+                 PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;"
+            ))
+            .map_err(backend)?;
+        writer.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut writer).map_err(backend)?;
+
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|conn| {
+                conn.set_prepared_statement_cache_capacity(64);
+                conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(options.readers.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)
+            .map_err(|e| StoreError::Backend(format!("opening reader pool: {e}")))?;
+
+        tracing::info!(path = %path.display(), schema = schema::latest_version(), "opened SQLite storage");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(Some(writer)),
+                readers,
+                waiting_writers: AtomicU32::new(0),
+                closed: AtomicBool::new(false),
+                collections: RwLock::new(HashMap::new()),
+                batch_lifetime: options.batch_lifetime,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in a read transaction on a pooled reader.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>, &Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(StoreError::Backend("store is closed".into()));
+            }
+            let mut conn = inner
+                .readers
+                .get()
+                .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))?;
+            let tx = conn.transaction().map_err(backend)?;
+            f(&tx, &inner)
+        })
+        .await
+    }
+
+    /// Runs `f` in an immediate write transaction on the single writer; commits on `Ok`.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>, &Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            inner.waiting_writers.fetch_add(1, Ordering::Relaxed);
+            let mut guard = inner
+                .writer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            inner.waiting_writers.fetch_sub(1, Ordering::Relaxed);
+            let conn = guard
+                .as_mut()
+                .ok_or_else(|| StoreError::Backend("store is closed".into()))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let value = f(&tx, &inner)?;
+            tx.commit().map_err(backend)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+impl Inner {
+    /// The id of a collection name, if any user ever wrote to it.
+    fn collection_id(&self, tx: &Transaction<'_>, name: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.cached_collection(name) {
+            return Ok(Some(id));
+        }
+        let id = read::lookup_collection(tx, name)?;
+        if let Some(id) = id {
+            self.remember_collection(name, id);
+        }
+        Ok(id)
+    }
+
+    /// The id of a collection name, creating it (writer only).
+    fn collection_id_or_create(&self, tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.collection_id(tx, name)? {
+            return Ok(id);
+        }
+        let id = write::create_collection(tx, name)?;
+        // Not cached until the transaction commits; the next lookup finds it in the table.
+        Ok(id)
+    }
+
+    fn cached_collection(&self, name: &str) -> Option<i64> {
+        self.collections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+    }
+
+    fn remember_collection(&self, name: &str, id: i64) {
+        self.collections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), id);
+    }
+}
+
+async fn run_blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+}
+
+/// Converts a driver error. A busy database (another process holding the lock past the
+/// timeout) is a conflict the client may retry; anything else is a backend failure.
+pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &error
+        && matches!(
+            code.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        )
+    {
+        return StoreError::Conflict;
+    }
+    StoreError::Backend(error.to_string())
+}
+
+fn now_ms() -> i64 {
+    SyncTimestamp::now().as_millis() as i64
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn collection_timestamps(
+        &self,
+        user: UserId,
+        precondition: Precondition,
+    ) -> Result<Versioned<CollectionFigures<SyncTimestamp>>, StoreError> {
+        self.read(move |tx, _| read::collection_timestamps(tx, user, precondition))
+            .await
+    }
+
+    async fn collection_counts(
+        &self,
+        user: UserId,
+        precondition: Precondition,
+    ) -> Result<Versioned<CollectionFigures<u64>>, StoreError> {
+        self.read(move |tx, _| read::collection_figures(tx, user, precondition, "COUNT(*)"))
+            .await
+    }
+
+    async fn collection_usage(
+        &self,
+        user: UserId,
+        precondition: Precondition,
+    ) -> Result<Versioned<CollectionFigures<u64>>, StoreError> {
+        self.read(move |tx, _| {
+            read::collection_figures(tx, user, precondition, "SUM(payload_size)")
+        })
+        .await
+    }
+
+    async fn storage_usage(
+        &self,
+        user: UserId,
+        precondition: Precondition,
+    ) -> Result<Versioned<u64>, StoreError> {
+        self.read(move |tx, _| {
+            let last_modified = read::storage_timestamp(tx, user)?;
+            precondition.check(last_modified)?;
+            Ok(Versioned {
+                last_modified,
+                value: read::usage(tx, user)?,
+            })
+        })
+        .await
+    }
+
+    async fn delete_storage(
+        &self,
+        user: UserId,
+        precondition: Precondition,
+    ) -> Result<SyncTimestamp, StoreError> {
+        self.write(move |tx, _| write::delete_storage(tx, user, precondition))
+            .await
+    }
+
+    async fn get_bsos(
+        &self,
+        user: UserId,
+        collection: &str,
+        query: BsoQuery,
+        precondition: Precondition,
+    ) -> Result<Versioned<BsoPage>, StoreError> {
+        let collection = collection.to_owned();
+        self.read(move |tx, inner| {
+            let Some(collection_id) = inner.collection_id(tx, &collection)? else {
+                precondition.check(SyncTimestamp::ZERO)?;
+                return Ok(Versioned {
+                    last_modified: SyncTimestamp::ZERO,
+                    value: BsoPage::default(),
+                });
+            };
+            let last_modified = read::collection_timestamp(tx, user, collection_id)?;
+            precondition.check(last_modified)?;
+            let value = read::bsos(tx, user, collection_id, &query)?;
+            Ok(Versioned {
+                last_modified,
+                value,
+            })
+        })
+        .await
+    }
+
+    async fn get_bso(
+        &self,
+        user: UserId,
+        collection: &str,
+        id: &str,
+        precondition: Precondition,
+    ) -> Result<Versioned<Bso>, StoreError> {
+        let (collection, id) = (collection.to_owned(), id.to_owned());
+        self.read(move |tx, inner| {
+            let bso = match inner.collection_id(tx, &collection)? {
+                Some(collection_id) => read::bso(tx, user, collection_id, &id)?,
+                None => None,
+            };
+            let last_modified = bso.as_ref().map_or(SyncTimestamp::ZERO, |b| b.modified);
+            precondition.check(last_modified)?;
+            let bso = bso.ok_or(StoreError::NotFound)?;
+            Ok(Versioned {
+                last_modified,
+                value: bso,
+            })
+        })
+        .await
+    }
+
+    async fn put_bsos(
+        &self,
+        request: WriteBsos,
+        per_record_precondition: bool,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.write(move |tx, inner| {
+            let collection_id = inner.collection_id_or_create(tx, &request.collection)?;
+            let resource = match request.items.as_slice() {
+                [only] if per_record_precondition => {
+                    read::bso_timestamp(tx, request.user, collection_id, &only.id)?
+                }
+                _ => read::collection_timestamp(tx, request.user, collection_id)?,
+            };
+            request.precondition.check(resource)?;
+            write::store_bsos(tx, &request, collection_id)
+        })
+        .await
+    }
+
+    async fn delete_collection(
+        &self,
+        user: UserId,
+        collection: &str,
+        precondition: Precondition,
+    ) -> Result<SyncTimestamp, StoreError> {
+        let collection = collection.to_owned();
+        self.write(move |tx, inner| {
+            let collection_id = inner.collection_id(tx, &collection)?;
+            write::delete_collection(tx, user, collection_id, precondition)
+        })
+        .await
+    }
+
+    async fn delete_bsos(
+        &self,
+        user: UserId,
+        collection: &str,
+        ids: Vec<String>,
+        precondition: Precondition,
+    ) -> Result<SyncTimestamp, StoreError> {
+        let collection = collection.to_owned();
+        self.write(move |tx, inner| {
+            let collection_id = inner.collection_id(tx, &collection)?;
+            write::delete_bsos(tx, user, collection_id, &ids, precondition)
+        })
+        .await
+    }
+
+    async fn delete_bso(
+        &self,
+        user: UserId,
+        collection: &str,
+        id: &str,
+        precondition: Precondition,
+    ) -> Result<SyncTimestamp, StoreError> {
+        let (collection, id) = (collection.to_owned(), id.to_owned());
+        self.write(move |tx, inner| {
+            let collection_id = inner
+                .collection_id(tx, &collection)?
+                .ok_or(StoreError::NotFound)?;
+            write::delete_bso(tx, user, collection_id, &id, precondition)
+        })
+        .await
+    }
+
+    async fn create_batch(
+        &self,
+        request: WriteBsos,
+        max_records: u64,
+    ) -> Result<Versioned<String>, StoreError> {
+        self.write(move |tx, inner| {
+            let collection_id = inner.collection_id_or_create(tx, &request.collection)?;
+            let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
+            request.precondition.check(last_modified)?;
+            let id = write::create_batch(
+                tx,
+                &request,
+                collection_id,
+                inner.batch_lifetime,
+                max_records,
+            )?;
+            Ok(Versioned {
+                last_modified,
+                value: id,
+            })
+        })
+        .await
+    }
+
+    async fn append_batch(
+        &self,
+        batch: &str,
+        request: WriteBsos,
+        max_records: u64,
+    ) -> Result<SyncTimestamp, StoreError> {
+        let batch = batch.to_owned();
+        self.write(move |tx, inner| {
+            let collection_id = inner
+                .collection_id(tx, &request.collection)?
+                .ok_or(StoreError::BatchNotFound)?;
+            write::check_batch(tx, &batch, request.user, collection_id)?;
+            let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
+            request.precondition.check(last_modified)?;
+            write::stage_items(tx, &batch, &request.items, max_records)?;
+            Ok(last_modified)
+        })
+        .await
+    }
+
+    async fn commit_batch(
+        &self,
+        batch: &str,
+        request: WriteBsos,
+    ) -> Result<(WriteOutcome, Vec<String>), StoreError> {
+        let batch = batch.to_owned();
+        self.write(move |tx, inner| {
+            let collection_id = inner
+                .collection_id(tx, &request.collection)?
+                .ok_or(StoreError::BatchNotFound)?;
+            write::check_batch(tx, &batch, request.user, collection_id)?;
+            let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
+            request.precondition.check(last_modified)?;
+            write::commit_batch(tx, &batch, request, collection_id)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        // Small chunks, each its own transaction, so that client writes are not held up
+        // behind one long purge.
+        loop {
+            let removed = self
+                .write(|tx, _| write::purge_expired_chunk(tx, 1000))
+                .await?;
+            total += removed;
+            if removed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.read(|tx, _| {
+            tx.query_row("SELECT COUNT(*) FROM collections", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn pool_state(&self) -> PoolState {
+        let state = self.inner.readers.state();
+        PoolState {
+            connections: state.connections + 1,
+            idle: state.idle_connections,
+            waiting_writers: self.inner.waiting_writers.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut guard = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(conn) = guard.take() {
+                if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                    tracing::warn!(%error, "WAL checkpoint on close failed");
+                }
+                if let Err((_, error)) = conn.close() {
+                    tracing::warn!(%error, "closing the SQLite writer failed");
+                }
+                tracing::info!(path = %inner.path.display(), "closed SQLite storage");
+            }
+        })
+        .await;
+    }
+}

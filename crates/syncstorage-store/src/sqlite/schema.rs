@@ -1,0 +1,90 @@
+//! The SQLite schema, as an ordered list of migrations.
+//!
+//! `PRAGMA user_version` records how many have run. Shipped migrations are never edited,
+//! only appended to, so that every existing database upgrades by the same steps.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema one version forward.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE collections (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO collections (id, name) VALUES
+        (1, 'clients'), (2, 'crypto'), (3, 'forms'), (4, 'history'), (5, 'keys'),
+        (6, 'meta'), (7, 'bookmarks'), (8, 'prefs'), (9, 'tabs'), (10, 'passwords'),
+        (11, 'addons'), (12, 'addresses'), (13, 'creditcards');
+
+    -- The last timestamp given to a user's write: it survives a delete of all storage so
+    -- that timestamps keep increasing.
+    CREATE TABLE users (
+        user_id    INTEGER PRIMARY KEY,
+        last_write INTEGER NOT NULL
+    );
+
+    -- Collection timestamps. collection_id 0 is the tombstone row, bumped when a collection
+    -- is deleted so that the storage timestamp still moves forward.
+    CREATE TABLE user_collections (
+        user_id       INTEGER NOT NULL,
+        collection_id INTEGER NOT NULL,
+        modified      INTEGER NOT NULL,
+        PRIMARY KEY (user_id, collection_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE bsos (
+        user_id       INTEGER NOT NULL,
+        collection_id INTEGER NOT NULL,
+        id            TEXT NOT NULL,
+        sortindex     INTEGER,
+        payload       TEXT NOT NULL,
+        payload_size  INTEGER NOT NULL,
+        modified      INTEGER NOT NULL,
+        expiry        INTEGER NOT NULL,
+        UNIQUE (user_id, collection_id, id)
+    );
+    CREATE INDEX bsos_by_modified ON bsos (user_id, collection_id, modified);
+    CREATE INDEX bsos_by_expiry ON bsos (expiry);
+
+    CREATE TABLE batches (
+        id            TEXT PRIMARY KEY,
+        user_id       INTEGER NOT NULL,
+        collection_id INTEGER NOT NULL,
+        expiry        INTEGER NOT NULL
+    );
+    CREATE INDEX batches_by_expiry ON batches (expiry);
+
+    -- Staged records. *_op is 0 keep, 1 reset, 2 set (see `Patch`).
+    CREATE TABLE batch_items (
+        batch_id     TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        sortindex_op INTEGER NOT NULL,
+        sortindex    INTEGER,
+        payload_op   INTEGER NOT NULL,
+        payload      TEXT,
+        ttl_op       INTEGER NOT NULL,
+        ttl          INTEGER,
+        UNIQUE (batch_id, id)
+    );
+    "#,
+];
+
+/// Brings the database to the newest schema, in one transaction per migration.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "applied storage schema migration");
+    }
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub fn latest_version() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,511 @@
+//! Statements that write. Each runs inside the writer's immediate transaction, so the
+//! reads they make first (timestamps, existing rows) cannot be invalidated before commit.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use rusqlite::{OptionalExtension, Transaction, params};
+use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
+
+use super::read::{self, ts};
+use super::{backend, now_ms};
+use crate::{Precondition, StoreError, UserId, WriteBsos, WriteOutcome};
+
+/// Expiry of a record without a TTL.
+const NEVER: i64 = i64::MAX;
+/// The pseudo-collection whose timestamp records collection deletes.
+const TOMBSTONE_COLLECTION: i64 = 0;
+/// Custom collections get ids above the standard ones, as on Mozilla's servers.
+const FIRST_CUSTOM_COLLECTION: i64 = 101;
+
+pub fn create_collection(tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+    let next: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(id) + 1, 0) FROM collections",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    let id = next.max(FIRST_CUSTOM_COLLECTION);
+    tx.execute(
+        "INSERT INTO collections (id, name) VALUES (?1, ?2)",
+        params![id, name],
+    )
+    .map_err(backend)?;
+    Ok(id)
+}
+
+/// Takes the timestamp of a write: now, or 10 ms after the user's previous write if that is
+/// later, so that a user's timestamps strictly increase even when writes arrive within the
+/// same 10 ms or the clock steps back.
+fn next_timestamp(tx: &Transaction<'_>, user: UserId) -> Result<SyncTimestamp, StoreError> {
+    let previous: Option<i64> = tx
+        .prepare_cached("SELECT last_write FROM users WHERE user_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([user as i64], |row| row.get(0)).optional())
+        .map_err(backend)?;
+    let now = SyncTimestamp::now();
+    let stamp = match previous {
+        Some(prev) if ts(prev) >= now => ts(prev).next(),
+        _ => now,
+    };
+    tx.prepare_cached(
+        "INSERT INTO users (user_id, last_write) VALUES (?1, ?2) \
+         ON CONFLICT (user_id) DO UPDATE SET last_write = excluded.last_write",
+    )
+    .and_then(|mut stmt| stmt.execute(params![user as i64, stamp.as_millis() as i64]))
+    .map_err(backend)?;
+    Ok(stamp)
+}
+
+fn touch_collection(
+    tx: &Transaction<'_>,
+    user: UserId,
+    collection_id: i64,
+    stamp: SyncTimestamp,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO user_collections (user_id, collection_id, modified) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (user_id, collection_id) DO UPDATE SET modified = excluded.modified",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            user as i64,
+            collection_id,
+            stamp.as_millis() as i64
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Writes validated records at one new timestamp, after the quota check.
+pub fn store_bsos(
+    tx: &Transaction<'_>,
+    request: &WriteBsos,
+    collection_id: i64,
+) -> Result<WriteOutcome, StoreError> {
+    if let Some(quota) = request.quota
+        && read::usage(tx, request.user)? >= quota
+    {
+        return Err(StoreError::QuotaExceeded);
+    }
+    let stamp = next_timestamp(tx, request.user)?;
+    for item in &request.items {
+        upsert_bso(tx, request.user, collection_id, item, stamp)?;
+    }
+    touch_collection(tx, request.user, collection_id, stamp)?;
+    let usage_bytes = match request.quota {
+        Some(_) => Some(read::usage(tx, request.user)?),
+        None => None,
+    };
+    Ok(WriteOutcome {
+        modified: stamp,
+        usage_bytes,
+    })
+}
+
+/// Applies one record's changes. Fields the client did not send keep their stored value;
+/// `modified` moves only when the payload or sortindex is written (a TTL-only update
+/// extends the record's life without making clients download it again).
+fn upsert_bso(
+    tx: &Transaction<'_>,
+    user: UserId,
+    collection_id: i64,
+    item: &BsoUpdate,
+    stamp: SyncTimestamp,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let stamp_ms = stamp.as_millis() as i64;
+    let expiry_for = |ttl: u32| stamp_ms.saturating_add(i64::from(ttl) * 1000);
+    let existing: Option<i64> = tx
+        .prepare_cached(
+            "SELECT expiry FROM bsos WHERE user_id = ?1 AND collection_id = ?2 AND id = ?3",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![user as i64, collection_id, item.id], |row| {
+                row.get(0)
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    let live = existing.is_some_and(|expiry| expiry > now);
+    if !live {
+        let payload = match &item.payload {
+            Patch::Set(p) => p.as_str(),
+            _ => "",
+        };
+        let sortindex = match item.sortindex {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        };
+        let expiry = match item.ttl {
+            Patch::Set(ttl) => expiry_for(ttl),
+            _ => NEVER,
+        };
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO bsos \
+             (user_id, collection_id, id, sortindex, payload, payload_size, modified, expiry) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                user as i64,
+                collection_id,
+                item.id,
+                sortindex,
+                payload,
+                payload.len() as i64,
+                stamp_ms,
+                expiry
+            ])
+        })
+        .map_err(backend)?;
+        return Ok(());
+    }
+    let (payload_given, payload) = match &item.payload {
+        Patch::Keep => (false, ""),
+        Patch::Reset => (true, ""),
+        Patch::Set(p) => (true, p.as_str()),
+    };
+    let (sortindex_given, sortindex) = match item.sortindex {
+        Patch::Keep => (false, None),
+        Patch::Reset => (true, None),
+        Patch::Set(v) => (true, Some(v)),
+    };
+    let (ttl_given, expiry) = match item.ttl {
+        Patch::Keep => (false, NEVER),
+        Patch::Reset => (true, NEVER),
+        Patch::Set(ttl) => (true, expiry_for(ttl)),
+    };
+    let touch = payload_given || sortindex_given;
+    tx.prepare_cached(
+        "UPDATE bsos SET \
+           payload = CASE WHEN ?4 THEN ?5 ELSE payload END, \
+           payload_size = CASE WHEN ?4 THEN ?6 ELSE payload_size END, \
+           sortindex = CASE WHEN ?7 THEN ?8 ELSE sortindex END, \
+           expiry = CASE WHEN ?9 THEN ?10 ELSE expiry END, \
+           modified = CASE WHEN ?11 THEN ?12 ELSE modified END \
+         WHERE user_id = ?1 AND collection_id = ?2 AND id = ?3",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            user as i64,
+            collection_id,
+            item.id,
+            payload_given,
+            payload,
+            payload.len() as i64,
+            sortindex_given,
+            sortindex,
+            ttl_given,
+            expiry,
+            touch,
+            stamp_ms
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub fn delete_storage(
+    tx: &Transaction<'_>,
+    user: UserId,
+    precondition: Precondition,
+) -> Result<SyncTimestamp, StoreError> {
+    let last_modified = read::storage_timestamp(tx, user)?;
+    precondition.check(last_modified)?;
+    let uid = user as i64;
+    for sql in [
+        "DELETE FROM bsos WHERE user_id = ?1",
+        "DELETE FROM user_collections WHERE user_id = ?1",
+        "DELETE FROM batch_items WHERE batch_id IN (SELECT id FROM batches WHERE user_id = ?1)",
+        "DELETE FROM batches WHERE user_id = ?1",
+    ] {
+        tx.execute(sql, [uid]).map_err(backend)?;
+    }
+    Ok(last_modified)
+}
+
+/// Deletes a collection and bumps the tombstone, so the storage timestamp moves forward.
+/// A collection that was never written is not an error; the storage timestamp is returned.
+pub fn delete_collection(
+    tx: &Transaction<'_>,
+    user: UserId,
+    collection_id: Option<i64>,
+    precondition: Precondition,
+) -> Result<SyncTimestamp, StoreError> {
+    let resource = match collection_id {
+        Some(id) => read::collection_timestamp(tx, user, id)?,
+        None => SyncTimestamp::ZERO,
+    };
+    precondition.check(resource)?;
+    let Some(collection_id) = collection_id.filter(|_| resource > SyncTimestamp::ZERO) else {
+        return read::storage_timestamp(tx, user);
+    };
+    let uid = user as i64;
+    tx.execute(
+        "DELETE FROM bsos WHERE user_id = ?1 AND collection_id = ?2",
+        params![uid, collection_id],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM user_collections WHERE user_id = ?1 AND collection_id = ?2",
+        params![uid, collection_id],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM batch_items WHERE batch_id IN \
+         (SELECT id FROM batches WHERE user_id = ?1 AND collection_id = ?2)",
+        params![uid, collection_id],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM batches WHERE user_id = ?1 AND collection_id = ?2",
+        params![uid, collection_id],
+    )
+    .map_err(backend)?;
+    let stamp = next_timestamp(tx, user)?;
+    touch_collection(tx, user, TOMBSTONE_COLLECTION, stamp)?;
+    Ok(stamp)
+}
+
+pub fn delete_bsos(
+    tx: &Transaction<'_>,
+    user: UserId,
+    collection_id: Option<i64>,
+    ids: &[String],
+    precondition: Precondition,
+) -> Result<SyncTimestamp, StoreError> {
+    let resource = match collection_id {
+        Some(id) => read::collection_timestamp(tx, user, id)?,
+        None => SyncTimestamp::ZERO,
+    };
+    precondition.check(resource)?;
+    let Some(collection_id) = collection_id.filter(|_| resource > SyncTimestamp::ZERO) else {
+        return Ok(resource);
+    };
+    let stamp = next_timestamp(tx, user)?;
+    let mut stmt = tx
+        .prepare_cached("DELETE FROM bsos WHERE user_id = ?1 AND collection_id = ?2 AND id = ?3")
+        .map_err(backend)?;
+    for id in ids {
+        stmt.execute(params![user as i64, collection_id, id])
+            .map_err(backend)?;
+    }
+    touch_collection(tx, user, collection_id, stamp)?;
+    Ok(stamp)
+}
+
+pub fn delete_bso(
+    tx: &Transaction<'_>,
+    user: UserId,
+    collection_id: i64,
+    id: &str,
+    precondition: Precondition,
+) -> Result<SyncTimestamp, StoreError> {
+    let resource = read::bso_timestamp(tx, user, collection_id, id)?;
+    precondition.check(resource)?;
+    if resource == SyncTimestamp::ZERO {
+        return Err(StoreError::NotFound);
+    }
+    let stamp = next_timestamp(tx, user)?;
+    tx.execute(
+        "DELETE FROM bsos WHERE user_id = ?1 AND collection_id = ?2 AND id = ?3",
+        params![user as i64, collection_id, id],
+    )
+    .map_err(backend)?;
+    touch_collection(tx, user, collection_id, stamp)?;
+    Ok(stamp)
+}
+
+pub fn create_batch(
+    tx: &Transaction<'_>,
+    request: &WriteBsos,
+    collection_id: i64,
+    lifetime: Duration,
+    max_records: u64,
+) -> Result<String, StoreError> {
+    let mut raw = [0u8; 16];
+    rand::rng().fill_bytes(&mut raw);
+    let id = URL_SAFE_NO_PAD.encode(raw);
+    let expiry = now_ms().saturating_add(lifetime.as_millis() as i64);
+    tx.execute(
+        "INSERT INTO batches (id, user_id, collection_id, expiry) VALUES (?1, ?2, ?3, ?4)",
+        params![id, request.user as i64, collection_id, expiry],
+    )
+    .map_err(backend)?;
+    stage_items(tx, &id, &request.items, max_records)?;
+    Ok(id)
+}
+
+/// Checks that a batch is open and belongs to this user and collection.
+pub fn check_batch(
+    tx: &Transaction<'_>,
+    batch: &str,
+    user: UserId,
+    collection_id: i64,
+) -> Result<(), StoreError> {
+    let found: Option<i64> = tx
+        .prepare_cached(
+            "SELECT 1 FROM batches \
+             WHERE id = ?1 AND user_id = ?2 AND collection_id = ?3 AND expiry > ?4",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![batch, user as i64, collection_id, now_ms()],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .map_err(backend)?;
+    found.map(|_| ()).ok_or(StoreError::BatchNotFound)
+}
+
+fn patch_op<T>(patch: &Patch<T>) -> i64 {
+    match patch {
+        Patch::Keep => 0,
+        Patch::Reset => 1,
+        Patch::Set(_) => 2,
+    }
+}
+
+/// Stages records in a batch; a record staged again merges field by field.
+pub fn stage_items(
+    tx: &Transaction<'_>,
+    batch: &str,
+    items: &[BsoUpdate],
+    max_records: u64,
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO batch_items \
+               (batch_id, id, sortindex_op, sortindex, payload_op, payload, ttl_op, ttl) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (batch_id, id) DO UPDATE SET \
+               sortindex = CASE WHEN excluded.sortindex_op = 0 THEN sortindex ELSE excluded.sortindex END, \
+               sortindex_op = CASE WHEN excluded.sortindex_op = 0 THEN sortindex_op ELSE excluded.sortindex_op END, \
+               payload = CASE WHEN excluded.payload_op = 0 THEN payload ELSE excluded.payload END, \
+               payload_op = CASE WHEN excluded.payload_op = 0 THEN payload_op ELSE excluded.payload_op END, \
+               ttl = CASE WHEN excluded.ttl_op = 0 THEN ttl ELSE excluded.ttl END, \
+               ttl_op = CASE WHEN excluded.ttl_op = 0 THEN ttl_op ELSE excluded.ttl_op END",
+        )
+        .map_err(backend)?;
+    for item in items {
+        let sortindex = match item.sortindex {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        };
+        let payload = match &item.payload {
+            Patch::Set(p) => Some(p.as_str()),
+            _ => None,
+        };
+        let ttl = match item.ttl {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        };
+        stmt.execute(params![
+            batch,
+            item.id,
+            patch_op(&item.sortindex),
+            sortindex,
+            patch_op(&item.payload),
+            payload,
+            patch_op(&item.ttl),
+            ttl
+        ])
+        .map_err(backend)?;
+    }
+    let staged: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM batch_items WHERE batch_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([batch], |row| row.get(0)))
+        .map_err(backend)?;
+    if staged as u64 > max_records {
+        return Err(StoreError::BatchTooLarge);
+    }
+    Ok(())
+}
+
+fn patch_from<T>(op: i64, value: Option<T>) -> Patch<T> {
+    match (op, value) {
+        (2, Some(v)) => Patch::Set(v),
+        (0, _) => Patch::Keep,
+        _ => Patch::Reset,
+    }
+}
+
+/// Writes the staged records with the commit request's records on top, then drops the batch.
+pub fn commit_batch(
+    tx: &Transaction<'_>,
+    batch: &str,
+    mut request: WriteBsos,
+    collection_id: i64,
+) -> Result<(WriteOutcome, Vec<String>), StoreError> {
+    let mut staged: Vec<BsoUpdate> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id, sortindex_op, sortindex, payload_op, payload, ttl_op, ttl \
+                 FROM batch_items WHERE batch_id = ?1 ORDER BY rowid",
+            )
+            .map_err(backend)?;
+        stmt.query_map([batch], |row| {
+            Ok(BsoUpdate {
+                id: row.get(0)?,
+                sortindex: patch_from(row.get(1)?, row.get(2)?),
+                payload: patch_from(row.get(3)?, row.get(4)?),
+                ttl: patch_from(row.get(5)?, row.get(6)?),
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(backend)?
+    };
+    for item in std::mem::take(&mut request.items) {
+        match staged.iter_mut().find(|s| s.id == item.id) {
+            Some(existing) => {
+                let previous = std::mem::replace(
+                    existing,
+                    BsoUpdate {
+                        id: item.id.clone(),
+                        sortindex: Patch::Keep,
+                        payload: Patch::Keep,
+                        ttl: Patch::Keep,
+                    },
+                );
+                existing.sortindex = previous.sortindex.then(item.sortindex);
+                existing.payload = previous.payload.then(item.payload);
+                existing.ttl = previous.ttl.then(item.ttl);
+            }
+            None => staged.push(item),
+        }
+    }
+    let ids = staged.iter().map(|item| item.id.clone()).collect();
+    request.items = staged;
+    let outcome = store_bsos(tx, &request, collection_id)?;
+    tx.execute("DELETE FROM batch_items WHERE batch_id = ?1", [batch])
+        .map_err(backend)?;
+    tx.execute("DELETE FROM batches WHERE id = ?1", [batch])
+        .map_err(backend)?;
+    Ok((outcome, ids))
+}
+
+/// Deletes up to `chunk` expired records, then expired batches; returns rows removed.
+pub fn purge_expired_chunk(tx: &Transaction<'_>, chunk: i64) -> Result<u64, StoreError> {
+    let now = now_ms();
+    let records = tx
+        .execute(
+            "DELETE FROM bsos WHERE rowid IN \
+             (SELECT rowid FROM bsos WHERE expiry <= ?1 LIMIT ?2)",
+            params![now, chunk],
+        )
+        .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM batch_items WHERE batch_id IN (SELECT id FROM batches WHERE expiry <= ?1)",
+        [now],
+    )
+    .map_err(backend)?;
+    let batches = tx
+        .execute("DELETE FROM batches WHERE expiry <= ?1", [now])
+        .map_err(backend)?;
+    Ok((records + batches) as u64)
+}
