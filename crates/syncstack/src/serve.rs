@@ -20,10 +20,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let secret = master_secret(&settings, true)?;
-    let public_url = settings.public_url()?;
     if !settings.services.contains(&Service::Storage) {
         anyhow::bail!("no service to run: --services is empty");
     }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    // With `--listen 127.0.0.1:0` the default public URL names the port actually bound.
+    let public_url = match &settings.public_url {
+        Some(_) => settings.public_url()?,
+        None => Settings { listen: bound, ..settings.clone() }.public_url()?,
+    };
 
     let store = open_storage(&settings)?;
     let mut node = NodeSettings::new(public_url.clone(), secret);
@@ -34,9 +42,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     node.expired_token_grace = Duration::from_secs(settings.storage.expired_token_grace_secs);
     let state = AppState::new(store.clone(), node);
 
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let metrics_task = match settings.metrics_listen {
@@ -63,7 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
 
     tracing::info!(
-        listen = %settings.listen,
+        listen = %bound,
         public_url = %public_url,
         data_dir = %settings.data_dir.display(),
         "syncstack storage node ready"
