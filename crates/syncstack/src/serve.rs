@@ -30,7 +30,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // With `--listen 127.0.0.1:0` the default public URL names the port actually bound.
     let public_url = match &settings.public_url {
         Some(_) => settings.public_url()?,
-        None => Settings { listen: bound, ..settings.clone() }.public_url()?,
+        None => Settings {
+            listen: bound,
+            ..settings.clone()
+        }
+        .public_url()?,
     };
 
     let store = open_storage(&settings)?;
@@ -49,7 +53,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             let metrics_listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening for metrics on {addr}"))?;
-            tracing::info!(url = %format!("http://{addr}/metrics"), "serving Prometheus metrics");
+            let bound = metrics_listener.local_addr()?;
+            tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
             let app = Router::new()
                 .route("/metrics", get(render_metrics))
                 .with_state(state.clone());
