@@ -31,7 +31,12 @@ async fn missing_or_malformed_credentials_are_401() {
     let node = TestNode::start().await;
     let client = node.client(1);
     let url = url_of(&client, "/info/collections");
-    for header in [None, Some("Basic Zm9vOmJhcg=="), Some("Hawk id=\"x\""), Some("Hawk garbage")] {
+    for header in [
+        None,
+        Some("Basic Zm9vOmJhcg=="),
+        Some("Hawk id=\"x\""),
+        Some("Hawk garbage"),
+    ] {
         let call = client.call(Method::GET, "/info/collections");
         let reply = client.send_to(call, &url, header.map(str::to_owned)).await;
         reply.assert_weave(401, 0);
@@ -42,7 +47,10 @@ async fn missing_or_malformed_credentials_are_401() {
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_401() {
     let node = TestNode::start().await;
-    let forged = token::mint(&MasterSecret::new("not-the-secret"), &TokenPayload::new(1, &node.url, 60));
+    let forged = token::mint(
+        &MasterSecret::new("not-the-secret"),
+        &TokenPayload::new(1, &node.url, 60),
+    );
     let client = SyncClient::new(&node.url, 1, forged);
     client.get("/info/collections").await.assert_weave(401, 0);
 }
@@ -64,7 +72,13 @@ async fn a_tampered_request_fails_the_mac() {
     let call = client.call(Method::GET, "/info/collections");
     let authorization = client.authorization(&call, &signed_for);
     let other = url_of(&client, "/info/quota");
-    let reply = client.send_to(client.call(Method::GET, "/info/quota"), &other, Some(authorization)).await;
+    let reply = client
+        .send_to(
+            client.call(Method::GET, "/info/quota"),
+            &other,
+            Some(authorization),
+        )
+        .await;
     reply.assert_weave(401, 0);
 }
 
@@ -98,7 +112,13 @@ async fn a_token_for_another_node_is_401() {
         .get("/info/collections")
         .await
         .assert_weave(401, 0);
-    assert_eq!(SyncClient::new(&other_node.url, 5, token).get("/info/collections").await.status, 200);
+    assert_eq!(
+        SyncClient::new(&other_node.url, 5, token)
+            .get("/info/collections")
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -116,11 +136,19 @@ async fn a_replayed_request_is_401() {
     let url = url_of(&client, "/info/collections");
     let authorization = client.authorization(&client.call(Method::GET, "/info/collections"), &url);
     let first = client
-        .send_to(client.call(Method::GET, "/info/collections"), &url, Some(authorization.clone()))
+        .send_to(
+            client.call(Method::GET, "/info/collections"),
+            &url,
+            Some(authorization.clone()),
+        )
         .await;
     assert_eq!(first.status, 200);
     let replay = client
-        .send_to(client.call(Method::GET, "/info/collections"), &url, Some(authorization))
+        .send_to(
+            client.call(Method::GET, "/info/collections"),
+            &url,
+            Some(authorization),
+        )
         .await;
     replay.assert_weave(401, 0);
 }
@@ -145,7 +173,11 @@ async fn a_stale_timestamp_is_401_with_the_server_time() {
             ts,
         );
         let reply = client
-            .send_to(client.call(Method::GET, "/info/collections"), &url, Some(header))
+            .send_to(
+                client.call(Method::GET, "/info/collections"),
+                &url,
+                Some(header),
+            )
             .await;
         reply.assert_weave(401, 0);
         let challenge = reply.header("www-authenticate").unwrap();
@@ -162,7 +194,13 @@ async fn a_stale_timestamp_is_401_with_the_server_time() {
         None,
         now - 60,
     );
-    let reply = client.send_to(client.call(Method::GET, "/info/collections"), &url, Some(header)).await;
+    let reply = client
+        .send_to(
+            client.call(Method::GET, "/info/collections"),
+            &url,
+            Some(header),
+        )
+        .await;
     assert_eq!(reply.status, 200);
 }
 
@@ -171,17 +209,26 @@ async fn a_payload_hash_is_checked_when_sent() {
     let node = TestNode::start().await;
     let client = node.client(1);
     let body = serde_json::json!([{"id": "a", "payload": "x"}]);
-    let call = client.call(Method::POST, "/storage/forms").json(&body).with_payload_hash();
+    let call = client
+        .call(Method::POST, "/storage/forms")
+        .json(&body)
+        .with_payload_hash();
     assert_eq!(client.send(call).await.status, 200);
 
     // The hash covers one body, another is sent.
     let url = url_of(&client, "/storage/forms");
-    let signed = client.call(Method::POST, "/storage/forms").json(&body).with_payload_hash();
+    let signed = client
+        .call(Method::POST, "/storage/forms")
+        .json(&body)
+        .with_payload_hash();
     let authorization = client.authorization(&signed, &url);
     let tampered = client
         .call(Method::POST, "/storage/forms")
         .json(&serde_json::json!([{"id": "a", "payload": "evil"}]));
-    client.send_to(tampered, &url, Some(authorization)).await.assert_weave(401, 0);
+    client
+        .send_to(tampered, &url, Some(authorization))
+        .await
+        .assert_weave(401, 0);
     let stored = client.get("/storage/forms/a").await.json();
     assert_eq!(stored["payload"], "x");
 }
@@ -190,7 +237,9 @@ async fn a_payload_hash_is_checked_when_sent() {
 async fn info_configuration_needs_no_credentials() {
     let node = TestNode::start().await;
     let client = node.client(1);
-    let reply = client.send(client.call(Method::GET, "/info/configuration").unsigned()).await;
+    let reply = client
+        .send(client.call(Method::GET, "/info/configuration").unsigned())
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["max_post_records"], 100);
 }
@@ -200,7 +249,9 @@ async fn a_non_numeric_uid_is_404() {
     let node = TestNode::start().await;
     let client = node.client(1);
     let url = Url::parse(&format!("{}/1.5/abc/info/collections", node.url)).unwrap();
-    let reply = client.send_to(client.call(Method::GET, "/info/collections"), &url, None).await;
+    let reply = client
+        .send_to(client.call(Method::GET, "/info/collections"), &url, None)
+        .await;
     reply.assert_weave(404, 0);
 }
 

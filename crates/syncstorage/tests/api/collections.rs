@@ -11,7 +11,10 @@ async fn fill(client: &SyncClient, collection: &str, n: usize) -> Vec<u64> {
     let mut stamps = Vec::new();
     for i in 0..n {
         let reply = client
-            .put(&format!("/storage/{collection}/r{i}"), json!({"payload": format!("p{i}"), "sortindex": i}))
+            .put(
+                &format!("/storage/{collection}/r{i}"),
+                json!({"payload": format!("p{i}"), "sortindex": i}),
+            )
             .await;
         assert_eq!(reply.status, 200);
         stamps.push(reply.ts_header("x-last-modified"));
@@ -24,7 +27,11 @@ fn ids(reply: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v["id"].as_str().unwrap().to_owned()))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v["id"].as_str().unwrap().to_owned())
+        })
         .collect()
 }
 
@@ -51,14 +58,31 @@ async fn lists_ids_or_full_records_in_every_order() {
     assert_eq!(reply.header("x-weave-records"), Some("4"));
     assert_eq!(reply.ts_header("x-last-modified"), stamps[3]);
 
-    assert_eq!(ids(&client.get("/storage/history?sort=oldest").await.json()), ["r0", "r1", "r2", "r3"]);
-    assert_eq!(ids(&client.get("/storage/history?sort=newest").await.json()), ["r3", "r2", "r1", "r0"]);
-    client.put("/storage/history/r0", json!({"sortindex": 10})).await;
-    assert_eq!(ids(&client.get("/storage/history?sort=index").await.json()), ["r0", "r3", "r2", "r1"]);
+    assert_eq!(
+        ids(&client.get("/storage/history?sort=oldest").await.json()),
+        ["r0", "r1", "r2", "r3"]
+    );
+    assert_eq!(
+        ids(&client.get("/storage/history?sort=newest").await.json()),
+        ["r3", "r2", "r1", "r0"]
+    );
+    client
+        .put("/storage/history/r0", json!({"sortindex": 10}))
+        .await;
+    assert_eq!(
+        ids(&client.get("/storage/history?sort=index").await.json()),
+        ["r0", "r3", "r2", "r1"]
+    );
 
-    let full = client.get("/storage/history?full=1&sort=oldest").await.json();
+    let full = client
+        .get("/storage/history?full=1&sort=oldest")
+        .await
+        .json();
     // r0 was just rewritten, so it is now the newest.
-    assert_eq!(full[0], json!({"id": "r1", "modified": full[0]["modified"], "payload": "p1", "sortindex": 1}));
+    assert_eq!(
+        full[0],
+        json!({"id": "r1", "modified": full[0]["modified"], "payload": "p1", "sortindex": 1})
+    );
     // `full` counts by presence, whatever its value.
     assert!(client.get("/storage/history?full=").await.json()[0].is_object());
 }
@@ -68,16 +92,36 @@ async fn filters_by_ids_newer_and_older() {
     let node = TestNode::start().await;
     let client = node.client(1);
     let stamps = fill(&client, "forms", 5).await;
-    let reply = client.get("/storage/forms?ids=r1,r3,missing&sort=oldest").await.json();
+    let reply = client
+        .get("/storage/forms?ids=r1,r3,missing&sort=oldest")
+        .await
+        .json();
     assert_eq!(ids(&reply), ["r1", "r3"]);
-    let reply = client.get("/storage/forms?ids=r1%2Cr2&sort=oldest").await.json();
+    let reply = client
+        .get("/storage/forms?ids=r1%2Cr2&sort=oldest")
+        .await
+        .json();
     assert_eq!(ids(&reply), ["r1", "r2"]);
-    let newer = client.get(&format!("/storage/forms?newer={}&sort=oldest", secs(stamps[2]))).await;
+    let newer = client
+        .get(&format!(
+            "/storage/forms?newer={}&sort=oldest",
+            secs(stamps[2])
+        ))
+        .await;
     assert_eq!(ids(&newer.json()), ["r3", "r4"]);
-    let older = client.get(&format!("/storage/forms?older={}&sort=oldest", secs(stamps[2]))).await;
+    let older = client
+        .get(&format!(
+            "/storage/forms?older={}&sort=oldest",
+            secs(stamps[2])
+        ))
+        .await;
     assert_eq!(ids(&older.json()), ["r0", "r1"]);
     let between = client
-        .get(&format!("/storage/forms?newer={}&older={}", secs(stamps[0]), secs(stamps[4])))
+        .get(&format!(
+            "/storage/forms?newer={}&older={}",
+            secs(stamps[0]),
+            secs(stamps[4])
+        ))
         .await;
     assert_eq!(ids(&between.json()), ["r3", "r2", "r1"]);
     let unknown = client.get("/storage/forms?ids=r0&whatever=1").await;
@@ -101,7 +145,10 @@ async fn pages_with_limit_and_offset() {
             assert_eq!(reply.status, 200);
             let page = ids(&reply.json());
             assert!(page.len() <= 3);
-            assert_eq!(reply.header("x-weave-records"), Some(page.len().to_string().as_str()));
+            assert_eq!(
+                reply.header("x-weave-records"),
+                Some(page.len().to_string().as_str())
+            );
             seen.extend(page);
             match reply.header("x-weave-next-offset") {
                 Some(next) => offset = Some(next.to_owned()),
@@ -115,7 +162,13 @@ async fn pages_with_limit_and_offset() {
         assert_eq!(seen, expected, "sort={sort}");
     }
     // A page that holds everything has no next offset.
-    assert!(client.get("/storage/bookmarks?limit=7").await.header("x-weave-next-offset").is_none());
+    assert!(
+        client
+            .get("/storage/bookmarks?limit=7")
+            .await
+            .header("x-weave-next-offset")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -132,7 +185,9 @@ async fn the_page_size_is_capped_by_max_total_records() {
 async fn newline_output() {
     let node = TestNode::start().await;
     let client = node.client(1);
-    client.put("/storage/tabs/a", json!({"payload": "line1\nline2"})).await;
+    client
+        .put("/storage/tabs/a", json!({"payload": "line1\nline2"}))
+        .await;
     client.put("/storage/tabs/b", json!({"payload": "x"})).await;
     let call = client
         .call(Method::GET, "/storage/tabs?full=1&sort=oldest")
@@ -145,7 +200,11 @@ async fn newline_output() {
     let first: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["payload"], "line1\nline2");
     let ids_only = client
-        .send(client.call(Method::GET, "/storage/tabs?sort=oldest").header("accept", "application/newlines"))
+        .send(
+            client
+                .call(Method::GET, "/storage/tabs?sort=oldest")
+                .header("accept", "application/newlines"),
+        )
         .await;
     assert_eq!(ids_only.body, "\"a\"\n\"b\"\n");
 }
@@ -154,9 +213,21 @@ async fn newline_output() {
 async fn unsupported_accept_is_406() {
     let node = TestNode::start().await;
     let client = node.client(1);
-    let reply = client.send(client.call(Method::GET, "/storage/tabs").header("accept", "x/yy")).await;
+    let reply = client
+        .send(
+            client
+                .call(Method::GET, "/storage/tabs")
+                .header("accept", "x/yy"),
+        )
+        .await;
     reply.assert_weave(406, 0);
-    let wildcard = client.send(client.call(Method::GET, "/storage/tabs").header("accept", "*/*")).await;
+    let wildcard = client
+        .send(
+            client
+                .call(Method::GET, "/storage/tabs")
+                .header("accept", "*/*"),
+        )
+        .await;
     assert_eq!(wildcard.status, 200);
 }
 
@@ -164,7 +235,10 @@ async fn unsupported_accept_is_406() {
 async fn bad_query_values_are_400() {
     let node = TestNode::start().await;
     let client = node.client(1);
-    let many = (0..101).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let many = (0..101)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     for query in [
         "newer=abc".to_owned(),
         "older=-2".to_owned(),
@@ -174,10 +248,22 @@ async fn bad_query_values_are_400() {
         "sort=random".to_owned(),
         format!("ids={many}"),
     ] {
-        client.get(&format!("/storage/tabs?{query}")).await.assert_weave(400, 0);
+        client
+            .get(&format!("/storage/tabs?{query}"))
+            .await
+            .assert_weave(400, 0);
     }
-    let hundred = (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-    assert_eq!(client.get(&format!("/storage/tabs?ids={hundred}")).await.status, 200);
+    let hundred = (0..100)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        client
+            .get(&format!("/storage/tabs?ids={hundred}"))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -186,13 +272,19 @@ async fn delete_collection_and_some_records() {
     let client = node.client(1);
     fill(&client, "history", 3).await;
     client.put("/storage/tabs/t", json!({"payload": "x"})).await;
-    let before = client.get("/info/collections").await.ts_header("x-last-modified");
+    let before = client
+        .get("/info/collections")
+        .await
+        .ts_header("x-last-modified");
 
     let some = client.delete("/storage/history?ids=r0,r2").await;
     assert_eq!(some.status, 200);
     let stamp = some.json().as_f64().unwrap();
     assert_eq!(ids(&client.get("/storage/history").await.json()), ["r1"]);
-    assert_eq!(client.get("/info/collections").await.json()["history"].as_f64(), Some(stamp));
+    assert_eq!(
+        client.get("/info/collections").await.json()["history"].as_f64(),
+        Some(stamp)
+    );
 
     let all = client.delete("/storage/history").await;
     assert_eq!(all.status, 200);
@@ -200,7 +292,11 @@ async fn delete_collection_and_some_records() {
     assert!(storage_ts > before);
     let info = client.get("/info/collections").await;
     assert!(info.json().get("history").is_none());
-    assert_eq!(info.ts_header("x-last-modified"), storage_ts, "the storage timestamp moves on a delete");
+    assert_eq!(
+        info.ts_header("x-last-modified"),
+        storage_ts,
+        "the storage timestamp moves on a delete"
+    );
     assert_eq!(client.get("/storage/history").await.json(), json!([]));
     // Deleting what does not exist is not an error.
     assert_eq!(client.delete("/storage/never").await.status, 200);
@@ -221,18 +317,33 @@ async fn delete_all_storage() {
         assert_eq!(info.json(), json!({}));
         assert_eq!(info.header("x-last-modified"), Some("0.00"));
     }
-    assert_eq!(ids(&other.get("/storage/history").await.json()), ["r0"], "other users keep their data");
+    assert_eq!(
+        ids(&other.get("/storage/history").await.json()),
+        ["r0"],
+        "other users keep their data"
+    );
     // Timestamps keep increasing after a full delete.
-    let after = client.put("/storage/tabs/t", json!({"payload": "x"})).await.ts_header("x-last-modified");
-    let again = client.put("/storage/tabs/u", json!({"payload": "x"})).await.ts_header("x-last-modified");
+    let after = client
+        .put("/storage/tabs/t", json!({"payload": "x"}))
+        .await
+        .ts_header("x-last-modified");
+    let again = client
+        .put("/storage/tabs/u", json!({"payload": "x"}))
+        .await
+        .ts_header("x-last-modified");
     assert!(again > after);
 }
 
 #[tokio::test]
 async fn users_do_not_see_each_other() {
     let node = TestNode::start().await;
-    node.client(1).put("/storage/passwords/secret", json!({"payload": "x"})).await;
+    node.client(1)
+        .put("/storage/passwords/secret", json!({"payload": "x"}))
+        .await;
     let other = node.client(2);
     assert_eq!(other.get("/storage/passwords").await.json(), json!([]));
-    other.get("/storage/passwords/secret").await.assert_weave(404, 0);
+    other
+        .get("/storage/passwords/secret")
+        .await
+        .assert_weave(404, 0);
 }

@@ -41,7 +41,8 @@ impl TestNode {
     /// Starts a node whose public URL has the path `prefix` (e.g. "/sync").
     pub async fn start_at(prefix: &str, configure: impl FnOnce(&mut NodeSettings)) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("storage.db"), SqliteOptions::default()).unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("storage.db"), SqliteOptions::default()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}{prefix}");
@@ -53,7 +54,13 @@ impl TestNode {
             let _ = stopped.await;
         });
         tokio::spawn(serving.into_future());
-        TestNode { url, addr, state, stop: Some(stop), _dir: dir }
+        TestNode {
+            url,
+            addr,
+            state,
+            stop: Some(stop),
+            _dir: dir,
+        }
     }
 
     /// A client for `uid` with a fresh token for this node.
@@ -71,7 +78,10 @@ impl Drop for TestNode {
 }
 
 pub fn mint(uid: u64, node: &str, duration: u64) -> Token {
-    token::mint(&MasterSecret::new(SECRET), &TokenPayload::new(uid, node, duration))
+    token::mint(
+        &MasterSecret::new(SECRET),
+        &TokenPayload::new(uid, node, duration),
+    )
 }
 
 /// A decoded response.
@@ -94,14 +104,22 @@ impl Reply {
 
     /// A Sync timestamp header as milliseconds.
     pub fn ts_header(&self, name: &str) -> u64 {
-        let text = self.header(name).unwrap_or_else(|| panic!("no {name} header"));
-        sync_proto::SyncTimestamp::parse_seconds(text).unwrap().as_millis()
+        let text = self
+            .header(name)
+            .unwrap_or_else(|| panic!("no {name} header"));
+        sync_proto::SyncTimestamp::parse_seconds(text)
+            .unwrap()
+            .as_millis()
     }
 
     /// Asserts a Weave error: status and bare integer body.
     #[track_caller]
     pub fn assert_weave(&self, status: u16, code: u8) {
-        assert_eq!((self.status, self.body.trim()), (status, code.to_string().as_str()), "{self:?}");
+        assert_eq!(
+            (self.status, self.body.trim()),
+            (status, code.to_string().as_str()),
+            "{self:?}"
+        );
     }
 }
 
@@ -128,7 +146,10 @@ pub struct SyncClient {
 impl SyncClient {
     pub fn new(base: &str, uid: u64, token: Token) -> Self {
         SyncClient {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             base: base.trim_end_matches('/').to_owned(),
             uid,
             token,
@@ -213,13 +234,20 @@ impl SyncClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.unwrap();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
 impl Call {
     pub fn json(mut self, value: &Value) -> Self {
-        self.body = Some(("application/json".into(), serde_json::to_vec(value).unwrap()));
+        self.body = Some((
+            "application/json".into(),
+            serde_json::to_vec(value).unwrap(),
+        ));
         self
     }
 

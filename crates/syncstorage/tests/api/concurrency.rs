@@ -14,7 +14,9 @@ use crate::common::TestNode;
 async fn exactly_one_conditional_writer_wins() {
     let node = TestNode::start().await;
     let client = node.client(1);
-    let start = client.put("/storage/clients/seed", json!({"payload": "seed"})).await;
+    let start = client
+        .put("/storage/clients/seed", json!({"payload": "seed"}))
+        .await;
     let stamp = start.header("x-last-modified").unwrap().to_owned();
     for round in 0..3 {
         let mut tasks = Vec::new();
@@ -43,7 +45,10 @@ async fn exactly_one_conditional_writer_wins() {
             let stored = client.get("/storage/clients/shared").await.json();
             assert_eq!(stored["payload"], format!("writer {}", winners[0]));
         } else {
-            assert!(winners.is_empty(), "the stale timestamp must lose every later round");
+            assert!(
+                winners.is_empty(),
+                "the stale timestamp must lose every later round"
+            );
         }
     }
 }
@@ -59,7 +64,10 @@ async fn concurrent_first_writes_to_new_collections_succeed() {
             let client = node.client(uid);
             tasks.push(tokio::spawn(async move {
                 let reply = client
-                    .post(&format!("/storage/custom{c}"), json!([{"id": "a", "payload": "x"}]))
+                    .post(
+                        &format!("/storage/custom{c}"),
+                        json!([{"id": "a", "payload": "x"}]),
+                    )
                     .await;
                 reply.status
             }));
@@ -69,7 +77,16 @@ async fn concurrent_first_writes_to_new_collections_succeed() {
         assert_eq!(task.await.unwrap(), 200);
     }
     for uid in 1..=8u64 {
-        assert_eq!(node.client(uid).get("/info/collections").await.json().as_object().unwrap().len(), 8);
+        assert_eq!(
+            node.client(uid)
+                .get("/info/collections")
+                .await
+                .json()
+                .as_object()
+                .unwrap()
+                .len(),
+            8
+        );
     }
 }
 
@@ -87,7 +104,10 @@ async fn paging_during_writes_loses_and_repeats_nothing() {
             .enumerate()
             .map(|(i, id)| json!({"id": id, "payload": "p", "sortindex": i as i64 % 7}))
             .collect();
-        assert_eq!(client.post("/storage/history", json!(records)).await.status, 200);
+        assert_eq!(
+            client.post("/storage/history", json!(records)).await.status,
+            200
+        );
     }
 
     for sort in ["oldest", "newest", "index"] {
@@ -111,7 +131,12 @@ async fn paging_during_writes_loses_and_repeats_nothing() {
             let reply = client.get(&path).await;
             assert_eq!(reply.status, 200);
             seen.extend(
-                reply.json().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()),
+                reply
+                    .json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned()),
             );
             match reply.header("x-weave-next-offset") {
                 Some(next) => offset = Some(next.to_owned()),
