@@ -54,7 +54,9 @@ pub struct TokenPayload {
     pub node: String,
     /// The user's numeric id on that node.
     pub uid: u64,
-    /// Expiry, in seconds since the epoch (tokenlib writes a float, syncstorage-rs an integer).
+    /// Expiry, in seconds since the epoch (tokenlib writes a float, syncstorage-rs an
+    /// integer; a whole number is written as an integer so that both read it).
+    #[serde(serialize_with = "serialize_expires")]
     pub expires: f64,
     /// Random hex string that salts the derived key.
     pub salt: String,
@@ -73,6 +75,14 @@ pub struct TokenPayload {
     /// Which implementation minted the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenserver_origin: Option<String>,
+}
+
+fn serialize_expires<S: serde::Serializer>(expires: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if expires.fract() == 0.0 && (0.0..9.0e15).contains(expires) {
+        serializer.serialize_u64(*expires as u64)
+    } else {
+        serializer.serialize_f64(*expires)
+    }
 }
 
 impl TokenPayload {
@@ -244,6 +254,15 @@ mod tests {
         assert_eq!(parsed.uid, 7);
         assert_eq!(parsed.expires, 1_700_000_000.5);
         assert_eq!(key, derive_key(&secret, &id, "a1b2c3"));
+    }
+
+    #[test]
+    fn whole_expiry_times_are_integers() {
+        let mut payload = TokenPayload::new(1, "http://n", 60);
+        payload.expires = 1_700_000_000.0;
+        assert!(serde_json::to_string(&payload).unwrap().contains("\"expires\":1700000000,"));
+        payload.expires = 1_700_000_000.25;
+        assert!(serde_json::to_string(&payload).unwrap().contains("\"expires\":1700000000.25,"));
     }
 
     #[test]
