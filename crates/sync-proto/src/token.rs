@@ -77,7 +77,10 @@ pub struct TokenPayload {
     pub tokenserver_origin: Option<String>,
 }
 
-fn serialize_expires<S: serde::Serializer>(expires: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_expires<S: serde::Serializer>(
+    expires: &f64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     if expires.fract() == 0.0 && (0.0..9.0e15).contains(expires) {
         serializer.serialize_u64(*expires as u64)
     } else {
@@ -260,9 +263,17 @@ mod tests {
     fn whole_expiry_times_are_integers() {
         let mut payload = TokenPayload::new(1, "http://n", 60);
         payload.expires = 1_700_000_000.0;
-        assert!(serde_json::to_string(&payload).unwrap().contains("\"expires\":1700000000,"));
+        assert!(
+            serde_json::to_string(&payload)
+                .unwrap()
+                .contains("\"expires\":1700000000,")
+        );
         payload.expires = 1_700_000_000.25;
-        assert!(serde_json::to_string(&payload).unwrap().contains("\"expires\":1700000000.25,"));
+        assert!(
+            serde_json::to_string(&payload)
+                .unwrap()
+                .contains("\"expires\":1700000000.25,")
+        );
     }
 
     #[test]

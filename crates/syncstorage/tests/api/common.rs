@@ -216,10 +216,10 @@ impl SyncClient {
     /// Sends `call` to `url` with a chosen Authorization header.
     pub async fn send_to(&self, call: Call, url: &Url, authorization: Option<String>) -> Reply {
         let mut request = self.http.request(call.method.clone(), url.clone());
-        if call.sign {
-            if let Some(authorization) = authorization {
-                request = request.header("authorization", authorization);
-            }
+        if call.sign
+            && let Some(authorization) = authorization
+        {
+            request = request.header("authorization", authorization);
         }
         for (name, value) in &call.headers {
             request = request.header(

@@ -1,0 +1,548 @@
+//! The `Store` conformance suite: every backend must pass every check here.
+//!
+//! Each check runs against SQLite (a fresh temporary file) and against every other backend
+//! this crate builds when its test database is configured (PostgreSQL through
+//! `SYNCSTACK_TEST_POSTGRES_URL`, once that backend exists). Checks speak only the trait, so a
+//! new backend gets the whole suite by adding one line to `backends()`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
+use syncstorage_store::sqlite::{SqliteOptions, SqliteStore};
+use syncstorage_store::{BsoQuery, Cursor, Precondition, Sort, Store, StoreError, WriteBsos};
+
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn sqlite_with(options: SqliteOptions) -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db"), options).unwrap();
+    Backend {
+        name: "sqlite",
+        store: Arc::new(store),
+        _dir: Some(dir),
+    }
+}
+
+fn backends() -> Vec<Backend> {
+    vec![sqlite_with(SqliteOptions::default())]
+}
+
+fn set(id: &str, payload: &str) -> BsoUpdate {
+    BsoUpdate {
+        id: id.into(),
+        sortindex: Patch::Keep,
+        payload: Patch::Set(payload.into()),
+        ttl: Patch::Keep,
+    }
+}
+
+fn write(user: u64, collection: &str, items: Vec<BsoUpdate>) -> WriteBsos {
+    WriteBsos {
+        user,
+        collection: collection.into(),
+        items,
+        precondition: Precondition::None,
+        quota: None,
+    }
+}
+
+fn listing(sort: Sort, limit: u32) -> BsoQuery {
+    BsoQuery {
+        sort,
+        limit,
+        full: true,
+        ..BsoQuery::default()
+    }
+}
+
+#[tokio::test]
+async fn a_write_shares_one_timestamp_and_timestamps_increase() {
+    for b in backends() {
+        let s = &b.store;
+        let first = s
+            .put_bsos(write(1, "tabs", vec![set("a", "1"), set("b", "2")]), false)
+            .await
+            .unwrap();
+        let page = s
+            .get_bsos(1, "tabs", listing(Sort::Oldest, 10), Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(page.last_modified, first.modified, "{}", b.name);
+        assert!(
+            page.value
+                .items
+                .iter()
+                .all(|bso| bso.modified == first.modified)
+        );
+        let mut last = first.modified;
+        for i in 0..30 {
+            let next = s
+                .put_bsos(write(1, "tabs", vec![set(&format!("r{i}"), "x")]), false)
+                .await
+                .unwrap();
+            assert!(next.modified > last, "{}", b.name);
+            last = next.modified;
+        }
+        let info = s
+            .collection_timestamps(1, Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(info.value, vec![("tabs".to_owned(), last)]);
+        assert_eq!(info.last_modified, last);
+    }
+}
+
+#[tokio::test]
+async fn preconditions_are_checked_in_the_transaction() {
+    for b in backends() {
+        let s = &b.store;
+        let t = s
+            .put_bsos(write(1, "meta", vec![set("global", "v1")]), true)
+            .await
+            .unwrap()
+            .modified;
+        let stale = SyncTimestamp::from_millis(t.as_millis() - 10);
+        let mut conditional = write(1, "meta", vec![set("global", "v2")]);
+        conditional.precondition = Precondition::IfUnmodifiedSince(stale);
+        assert_eq!(
+            s.put_bsos(conditional, true).await.unwrap_err(),
+            StoreError::PreconditionFailed { last_modified: t },
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.get_bso(1, "meta", "global", Precondition::IfModifiedSince(t))
+                .await
+                .unwrap_err(),
+            StoreError::NotModified { last_modified: t }
+        );
+        assert_eq!(
+            s.get_bso(1, "meta", "global", Precondition::None)
+                .await
+                .unwrap()
+                .value
+                .payload,
+            "v1"
+        );
+        // A missing record has timestamp 0: "create only if absent".
+        let mut create = write(1, "meta", vec![set("other", "x")]);
+        create.precondition = Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO);
+        assert!(s.put_bsos(create.clone(), true).await.is_ok());
+        assert!(matches!(
+            s.put_bsos(create, true).await,
+            Err(StoreError::PreconditionFailed { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn absent_fields_are_kept_and_null_fields_reset() {
+    for b in backends() {
+        let s = &b.store;
+        let full = BsoUpdate {
+            id: "a".into(),
+            sortindex: Patch::Set(4),
+            payload: Patch::Set("p".into()),
+            ttl: Patch::Keep,
+        };
+        let first = s
+            .put_bsos(write(1, "c", vec![full]), true)
+            .await
+            .unwrap()
+            .modified;
+        let ttl_only = BsoUpdate {
+            id: "a".into(),
+            sortindex: Patch::Keep,
+            payload: Patch::Keep,
+            ttl: Patch::Set(100),
+        };
+        s.put_bsos(write(1, "c", vec![ttl_only]), true)
+            .await
+            .unwrap();
+        let bso = s
+            .get_bso(1, "c", "a", Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(
+            (bso.payload.as_str(), bso.sortindex, bso.modified),
+            ("p", Some(4), first),
+            "{}",
+            b.name
+        );
+        let reset = BsoUpdate {
+            id: "a".into(),
+            sortindex: Patch::Reset,
+            payload: Patch::Reset,
+            ttl: Patch::Keep,
+        };
+        s.put_bsos(write(1, "c", vec![reset]), true).await.unwrap();
+        let bso = s
+            .get_bso(1, "c", "a", Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!((bso.payload.as_str(), bso.sortindex), ("", None));
+    }
+}
+
+#[tokio::test]
+async fn expired_records_vanish_and_are_purged() {
+    for b in backends() {
+        let s = &b.store;
+        let gone = BsoUpdate {
+            ttl: Patch::Set(0),
+            ..set("gone", "x")
+        };
+        s.put_bsos(write(1, "c", vec![gone, set("kept", "y")]), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_bso(1, "c", "gone", Precondition::None)
+                .await
+                .unwrap_err(),
+            StoreError::NotFound
+        );
+        let counts = s
+            .collection_counts(1, Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(counts, vec![("c".to_owned(), 1)], "{}", b.name);
+        assert_eq!(
+            s.storage_usage(1, Precondition::None).await.unwrap().value,
+            1
+        );
+        assert!(s.purge_expired().await.unwrap() >= 1);
+        assert_eq!(s.purge_expired().await.unwrap(), 0);
+        // An expired record can be written again from defaults.
+        let revived = BsoUpdate {
+            id: "gone".into(),
+            sortindex: Patch::Set(1),
+            payload: Patch::Keep,
+            ttl: Patch::Keep,
+        };
+        s.put_bsos(write(1, "c", vec![revived]), true)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_bso(1, "c", "gone", Precondition::None)
+                .await
+                .unwrap()
+                .value
+                .payload,
+            ""
+        );
+    }
+}
+
+#[tokio::test]
+async fn deletes_move_the_storage_timestamp_forward() {
+    for b in backends() {
+        let s = &b.store;
+        let t1 = s
+            .put_bsos(write(1, "a", vec![set("x", "1")]), false)
+            .await
+            .unwrap()
+            .modified;
+        s.put_bsos(write(1, "b", vec![set("y", "1")]), false)
+            .await
+            .unwrap();
+        let deleted = s
+            .delete_collection(1, "a", Precondition::None)
+            .await
+            .unwrap();
+        let info = s
+            .collection_timestamps(1, Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(info.last_modified, deleted, "{}", b.name);
+        assert_eq!(info.value.len(), 1);
+        let some = s
+            .delete_bsos(1, "b", vec!["y".into()], Precondition::None)
+            .await
+            .unwrap();
+        assert!(some > deleted);
+        let before = s.delete_storage(1, Precondition::None).await.unwrap();
+        assert_eq!(before, some);
+        let empty = s
+            .collection_timestamps(1, Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (empty.last_modified, empty.value.len()),
+            (SyncTimestamp::ZERO, 0)
+        );
+        let after = s
+            .put_bsos(write(1, "a", vec![set("x", "1")]), false)
+            .await
+            .unwrap()
+            .modified;
+        assert!(after > some && after > t1);
+        assert_eq!(
+            s.delete_bso(1, "a", "nope", Precondition::None)
+                .await
+                .unwrap_err(),
+            StoreError::NotFound
+        );
+    }
+}
+
+#[tokio::test]
+async fn listings_filter_sort_and_page_by_cursor() {
+    for b in backends() {
+        let s = &b.store;
+        let mut stamps = Vec::new();
+        for i in 0..6 {
+            let item = BsoUpdate {
+                sortindex: Patch::Set(i % 3),
+                ..set(&format!("r{i}"), "p")
+            };
+            stamps.push(
+                s.put_bsos(write(1, "c", vec![item]), false)
+                    .await
+                    .unwrap()
+                    .modified,
+            );
+        }
+        let ids = |page: &syncstorage_store::BsoPage| {
+            page.items.iter().map(|b| b.id.clone()).collect::<Vec<_>>()
+        };
+        let newer = BsoQuery {
+            newer: Some(stamps[3]),
+            ..listing(Sort::Oldest, 10)
+        };
+        assert_eq!(
+            ids(&s
+                .get_bsos(1, "c", newer, Precondition::None)
+                .await
+                .unwrap()
+                .value),
+            ["r4", "r5"],
+            "{}",
+            b.name
+        );
+        let by_ids = BsoQuery {
+            ids: Some(vec!["r1".into(), "r5".into()]),
+            ..listing(Sort::Newest, 10)
+        };
+        assert_eq!(
+            ids(&s
+                .get_bsos(1, "c", by_ids, Precondition::None)
+                .await
+                .unwrap()
+                .value),
+            ["r5", "r1"]
+        );
+        let index = s
+            .get_bsos(1, "c", listing(Sort::Index, 10), Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(ids(&index), ["r2", "r5", "r1", "r4", "r0", "r3"]);
+        for sort in [Sort::Newest, Sort::Oldest, Sort::Index] {
+            let mut seen = Vec::new();
+            let mut cursor: Option<Cursor> = None;
+            loop {
+                let query = BsoQuery {
+                    cursor: cursor.clone(),
+                    ..listing(sort, 4)
+                };
+                let page = s
+                    .get_bsos(1, "c", query, Precondition::None)
+                    .await
+                    .unwrap()
+                    .value;
+                seen.extend(ids(&page));
+                match page.next {
+                    Some(next) => cursor = Some(next.to_string().parse().unwrap()),
+                    None => break,
+                }
+            }
+            let all = s
+                .get_bsos(1, "c", listing(sort, 100), Precondition::None)
+                .await
+                .unwrap()
+                .value;
+            assert_eq!(seen, ids(&all), "{sort:?}");
+        }
+        let skip = BsoQuery {
+            cursor: Some(Cursor::Skip(4)),
+            ..listing(Sort::Oldest, 10)
+        };
+        assert_eq!(
+            ids(&s
+                .get_bsos(1, "c", skip, Precondition::None)
+                .await
+                .unwrap()
+                .value),
+            ["r4", "r5"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn batches_stage_merge_and_commit_atomically() {
+    for b in backends() {
+        let s = &b.store;
+        let first = BsoUpdate {
+            sortindex: Patch::Set(7),
+            ..set("a", "old")
+        };
+        let opened = s
+            .create_batch(write(1, "c", vec![first, set("b", "b")]), 100)
+            .await
+            .unwrap();
+        let batch = opened.value;
+        assert!(
+            s.get_bsos(1, "c", listing(Sort::Oldest, 10), Precondition::None)
+                .await
+                .unwrap()
+                .value
+                .items
+                .is_empty()
+        );
+        s.append_batch(&batch, write(1, "c", vec![set("a", "new")]), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.append_batch(&batch, write(2, "c", vec![]), 100)
+                .await
+                .unwrap_err(),
+            StoreError::BatchNotFound
+        );
+        assert_eq!(
+            s.append_batch(&batch, write(1, "d", vec![]), 100)
+                .await
+                .unwrap_err(),
+            StoreError::BatchNotFound
+        );
+        assert_eq!(
+            s.append_batch(
+                &batch,
+                write(
+                    1,
+                    "c",
+                    (0..200).map(|i| set(&format!("x{i}"), "")).collect()
+                ),
+                100
+            )
+            .await
+            .unwrap_err(),
+            StoreError::BatchTooLarge,
+            "{}",
+            b.name
+        );
+        let (outcome, ids) = s
+            .commit_batch(&batch, write(1, "c", vec![set("c", "c")]))
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        let a = s
+            .get_bso(1, "c", "a", Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(
+            (a.payload.as_str(), a.sortindex, a.modified),
+            ("new", Some(7), outcome.modified)
+        );
+        assert_eq!(
+            s.commit_batch(&batch, write(1, "c", vec![]))
+                .await
+                .unwrap_err(),
+            StoreError::BatchNotFound
+        );
+    }
+}
+
+#[tokio::test]
+async fn batches_expire() {
+    let b = sqlite_with(SqliteOptions {
+        batch_lifetime: Duration::from_millis(20),
+        ..SqliteOptions::default()
+    });
+    let batch = b
+        .store
+        .create_batch(write(1, "c", vec![set("a", "x")]), 100)
+        .await
+        .unwrap()
+        .value;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        b.store
+            .commit_batch(&batch, write(1, "c", vec![]))
+            .await
+            .unwrap_err(),
+        StoreError::BatchNotFound
+    );
+    assert!(b.store.purge_expired().await.unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn quota_refuses_writes_once_reached() {
+    for b in backends() {
+        let s = &b.store;
+        let mut first = write(1, "c", vec![set("a", &"x".repeat(600))]);
+        first.quota = Some(1000);
+        assert_eq!(
+            s.put_bsos(first.clone(), false).await.unwrap().usage_bytes,
+            Some(600)
+        );
+        let mut second = write(1, "c", vec![set("b", &"x".repeat(600))]);
+        second.quota = Some(1000);
+        assert_eq!(
+            s.put_bsos(second.clone(), false).await.unwrap().usage_bytes,
+            Some(1200)
+        );
+        assert_eq!(
+            s.put_bsos(second, false).await.unwrap_err(),
+            StoreError::QuotaExceeded,
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen_and_a_closed_store_refuses_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    store
+        .put_bsos(write(1, "c", vec![set("a", "kept")]), false)
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(matches!(store.check().await, Err(StoreError::Backend(_))));
+    let reopened = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            create: false,
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        reopened
+            .get_bso(1, "c", "a", Precondition::None)
+            .await
+            .unwrap()
+            .value
+            .payload,
+        "kept"
+    );
+    let missing = SqliteStore::open(
+        &dir.path().join("typo.db"),
+        SqliteOptions {
+            create: false,
+            ..SqliteOptions::default()
+        },
+    );
+    assert!(missing.is_err());
+}
