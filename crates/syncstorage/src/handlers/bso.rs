@@ -2,11 +2,11 @@
 
 use axum::extract::State;
 use serde::Serialize;
-use sync_proto::bso::{BsoOut, parse_bso};
+use sync_proto::bso::parse_bso;
 use sync_proto::{SyncTimestamp, WeaveError};
 use syncstorage_store::WriteBsos;
 
-use super::{SyncResponse, quota, refuse_known_bad_payload};
+use super::{SyncResponse, quota, refuse_known_bad_payload, wire};
 use crate::auth::HawkUser;
 use crate::error::ApiError;
 use crate::extractors::{BsoPath, Preconditions, PutBody};
@@ -23,14 +23,7 @@ pub async fn get(
         .store
         .get_bso(user.uid, &path.collection, &path.id, pre)
         .await?;
-    let bso = &found.value;
-    let out = BsoOut {
-        id: &bso.id,
-        modified: bso.modified,
-        payload: &bso.payload,
-        sortindex: bso.sortindex,
-    };
-    SyncResponse::json(&out, found.last_modified)
+    SyncResponse::json(&wire(&found.value), found.last_modified)
 }
 
 /// Creates or updates one record; the body is the new timestamp as a bare number.

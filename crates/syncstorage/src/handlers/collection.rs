@@ -6,10 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use sync_proto::SyncTimestamp;
-use sync_proto::bso::BsoOut;
 use syncstorage_store::{Bso, BsoPage, WriteBsos};
 
-use super::{SyncResponse, quota, refuse_known_bad_payload};
+use super::{SyncResponse, quota, refuse_known_bad_payload, wire};
 use crate::auth::HawkUser;
 use crate::error::ApiError;
 use crate::extractors::{
@@ -47,15 +46,6 @@ pub async fn get(
     Ok(response)
 }
 
-fn out(bso: &Bso) -> BsoOut<'_> {
-    BsoOut {
-        id: &bso.id,
-        modified: bso.modified,
-        payload: &bso.payload,
-        sortindex: bso.sortindex,
-    }
-}
-
 fn encode_listing(items: &[Bso], full: bool, format: OutputFormat) -> Result<Vec<u8>, ApiError> {
     let internal = |e: serde_json::Error| {
         ApiError::status(
@@ -66,7 +56,7 @@ fn encode_listing(items: &[Bso], full: bool, format: OutputFormat) -> Result<Vec
     };
     match (format, full) {
         (OutputFormat::Json, true) => {
-            serde_json::to_vec(&items.iter().map(out).collect::<Vec<_>>()).map_err(internal)
+            serde_json::to_vec(&items.iter().map(wire).collect::<Vec<_>>()).map_err(internal)
         }
         (OutputFormat::Json, false) => {
             serde_json::to_vec(&items.iter().map(|b| &b.id).collect::<Vec<_>>()).map_err(internal)
@@ -76,7 +66,7 @@ fn encode_listing(items: &[Bso], full: bool, format: OutputFormat) -> Result<Vec
             let mut body = Vec::new();
             for bso in items {
                 if full {
-                    serde_json::to_writer(&mut body, &out(bso)).map_err(internal)?;
+                    serde_json::to_writer(&mut body, &wire(bso)).map_err(internal)?;
                 } else {
                     serde_json::to_writer(&mut body, &bso.id).map_err(internal)?;
                 }

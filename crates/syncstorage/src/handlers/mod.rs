@@ -90,6 +90,16 @@ impl IntoResponse for SyncResponse {
     }
 }
 
+/// A stored record in its wire form.
+pub(crate) fn wire(bso: &syncstorage_store::Bso) -> sync_proto::bso::BsoOut<'_> {
+    sync_proto::bso::BsoOut {
+        id: &bso.id,
+        modified: bso.modified,
+        payload: &bso.payload,
+        sortindex: bso.sortindex,
+    }
+}
+
 /// The quota to enforce on a write, if any.
 pub(crate) fn quota(state: &AppState) -> Option<u64> {
     state
