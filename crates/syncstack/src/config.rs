@@ -172,8 +172,18 @@ pub struct FlagOverrides {
     pub log_format: Option<LogFormat>,
 }
 
-/// Environment variables that share the prefix but are not settings.
-const NOT_SETTINGS: &[&str] = &["config"];
+/// The top-level settings an environment variable may set. Other `SYNCSTACK_*` variables
+/// (the config file path, test and script switches) are left alone rather than refused.
+const SETTING_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "public_url",
+    "master_secret",
+    "metrics_listen",
+    "services",
+    "log_format",
+    "storage",
+];
 
 impl Settings {
     /// Layers defaults, the file, the environment and the flags.
@@ -189,8 +199,8 @@ impl Settings {
             .merge(
                 Env::prefixed("SYNCSTACK_")
                     .filter(|key| {
-                        let key = key.as_str();
-                        !NOT_SETTINGS.contains(&key) && !key.starts_with("test_")
+                        let top = key.as_str().split("__").next().unwrap_or("");
+                        SETTING_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
                     })
                     .split("__"),
             )
@@ -229,6 +239,29 @@ mod tests {
             .extract()
             .unwrap();
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
+    fn environment_variables_that_are_not_settings_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SYNCSTACK_TEST_POSTGRES_URL", "postgres://x");
+            jail.set_env("SYNCSTACK_SKIP_PYTHON", "1");
+            jail.set_env("SYNCSTACK_STORAGE__LIMITS__MAX_POST_RECORDS", "7");
+            jail.set_env("SYNCSTACK_LISTEN", "127.0.0.1:9");
+            let settings = Settings::load(None, FlagOverrides::default()).unwrap();
+            assert_eq!(settings.storage.limits.max_post_records, 7);
+            assert_eq!(settings.listen.port(), 9);
+            let flags = FlagOverrides {
+                listen: Some("127.0.0.1:10".parse().unwrap()),
+                ..Default::default()
+            };
+            assert_eq!(
+                Settings::load(None, flags).unwrap().listen.port(),
+                10,
+                "flags beat the environment"
+            );
+            Ok(())
+        });
     }
 
     #[test]
