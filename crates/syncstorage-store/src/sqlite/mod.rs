@@ -30,7 +30,8 @@ use crate::{
 /// Per-connection tuning. Readers lose their page cache whenever another connection has
 /// written, which under a steady write load means every read starts cold; memory-mapping
 /// the file lets them read pages straight from the OS cache instead of copying them in.
-const TUNING: &str = "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+const TUNING: &str =
+    "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
 
 /// How `fsync` is used on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,7 +113,9 @@ impl SqliteStore {
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|conn| {
                 conn.set_prepared_statement_cache_capacity(64);
-                conn.execute_batch(&format!("PRAGMA busy_timeout=5000; PRAGMA query_only=1; {TUNING}"))
+                conn.execute_batch(&format!(
+                    "PRAGMA busy_timeout=5000; PRAGMA query_only=1; {TUNING}"
+                ))
             });
         let readers = r2d2::Pool::builder()
             .max_size(options.readers.max(1))
