@@ -242,6 +242,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's `Jail` fixes the closure's error type.
     fn environment_variables_that_are_not_settings_are_ignored() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("SYNCSTACK_TEST_POSTGRES_URL", "postgres://x");
