@@ -106,9 +106,12 @@ pub fn store_bsos(
     })
 }
 
-/// Applies one record's changes. Fields the client did not send keep their stored value;
-/// `modified` moves only when the payload or sortindex is written (a TTL-only update
-/// extends the record's life without making clients download it again).
+/// Applies one record's changes in one statement. Fields the client did not send keep
+/// their stored value; a record that does not exist or has expired starts from the
+/// defaults; `modified` moves only when the payload or sortindex is written (a TTL-only
+/// update extends the record's life without making clients download it again). In an
+/// UPDATE every right-hand side reads the row as it was, so the `expiry <= now` tests all
+/// see the old expiry.
 fn upsert_bso(
     tx: &Transaction<'_>,
     user: UserId,
@@ -116,54 +119,7 @@ fn upsert_bso(
     item: &BsoUpdate,
     stamp: SyncTimestamp,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
     let stamp_ms = stamp.as_millis() as i64;
-    let expiry_for = |ttl: u32| stamp_ms.saturating_add(i64::from(ttl) * 1000);
-    let existing: Option<i64> = tx
-        .prepare_cached(
-            "SELECT expiry FROM bsos WHERE user_id = ?1 AND collection_id = ?2 AND id = ?3",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(params![user as i64, collection_id, item.id], |row| {
-                row.get(0)
-            })
-            .optional()
-        })
-        .map_err(backend)?;
-    let live = existing.is_some_and(|expiry| expiry > now);
-    if !live {
-        let payload = match &item.payload {
-            Patch::Set(p) => p.as_str(),
-            _ => "",
-        };
-        let sortindex = match item.sortindex {
-            Patch::Set(v) => Some(v),
-            _ => None,
-        };
-        let expiry = match item.ttl {
-            Patch::Set(ttl) => expiry_for(ttl),
-            _ => NEVER,
-        };
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO bsos \
-             (user_id, collection_id, id, sortindex, payload, payload_size, modified, expiry) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                user as i64,
-                collection_id,
-                item.id,
-                sortindex,
-                payload,
-                payload.len() as i64,
-                stamp_ms,
-                expiry
-            ])
-        })
-        .map_err(backend)?;
-        return Ok(());
-    }
     let (payload_given, payload) = match &item.payload {
         Patch::Keep => (false, ""),
         Patch::Reset => (true, ""),
@@ -177,32 +133,36 @@ fn upsert_bso(
     let (ttl_given, expiry) = match item.ttl {
         Patch::Keep => (false, NEVER),
         Patch::Reset => (true, NEVER),
-        Patch::Set(ttl) => (true, expiry_for(ttl)),
+        Patch::Set(ttl) => (true, stamp_ms.saturating_add(i64::from(ttl) * 1000)),
     };
-    let touch = payload_given || sortindex_given;
     tx.prepare_cached(
-        "UPDATE bsos SET \
-           payload = CASE WHEN ?4 THEN ?5 ELSE payload END, \
-           payload_size = CASE WHEN ?4 THEN ?6 ELSE payload_size END, \
-           sortindex = CASE WHEN ?7 THEN ?8 ELSE sortindex END, \
-           expiry = CASE WHEN ?9 THEN ?10 ELSE expiry END, \
-           modified = CASE WHEN ?11 THEN ?12 ELSE modified END \
-         WHERE user_id = ?1 AND collection_id = ?2 AND id = ?3",
+        "INSERT INTO bsos \
+           (user_id, collection_id, id, sortindex, payload, payload_size, modified, expiry) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (user_id, collection_id, id) DO UPDATE SET \
+           payload = CASE WHEN bsos.expiry <= ?9 OR ?10 THEN excluded.payload ELSE bsos.payload END, \
+           payload_size = CASE WHEN bsos.expiry <= ?9 OR ?10 \
+             THEN excluded.payload_size ELSE bsos.payload_size END, \
+           sortindex = CASE WHEN bsos.expiry <= ?9 OR ?11 \
+             THEN excluded.sortindex ELSE bsos.sortindex END, \
+           modified = CASE WHEN bsos.expiry <= ?9 OR ?10 OR ?11 \
+             THEN excluded.modified ELSE bsos.modified END, \
+           expiry = CASE WHEN bsos.expiry <= ?9 OR ?12 THEN excluded.expiry ELSE bsos.expiry END",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
             user as i64,
             collection_id,
             item.id,
-            payload_given,
+            sortindex,
             payload,
             payload.len() as i64,
-            sortindex_given,
-            sortindex,
-            ttl_given,
+            stamp_ms,
             expiry,
-            touch,
-            stamp_ms
+            now_ms(),
+            payload_given,
+            sortindex_given,
+            ttl_given
         ])
     })
     .map_err(backend)?;
