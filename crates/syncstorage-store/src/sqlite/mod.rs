@@ -1,25 +1,27 @@
 //! The SQLite backend: one database file, one writer connection, a pool of readers.
 //!
 //! SQLite allows one writer at a time, so writes are serialized here, in process, on a
-//! single connection, instead of contending for the file lock and failing with
-//! `SQLITE_BUSY`. That is also why concurrent first writes to a new collection cannot fail
-//! here as they can on Mozilla's server: there is no lock to lose. Readers use WAL
-//! snapshots and never wait for the writer. Every call runs one transaction on a blocking
-//! thread.
+//! single connection owned by one thread (see `writer`), instead of contending for the file
+//! lock and failing with `SQLITE_BUSY`. That is also why concurrent first writes to a new
+//! collection cannot fail here as they can on Mozilla's server: there is no lock to lose.
+//! Readers use WAL snapshots on a pool of connections and never wait for the writer.
 
 mod read;
 mod schema;
 mod write;
+mod writer;
+
+use writer::Writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction};
 use sync_proto::SyncTimestamp;
 
 use crate::{
@@ -73,14 +75,14 @@ impl Default for SqliteOptions {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    writer: Arc<Writer>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    closed: Arc<AtomicBool>,
 }
 
-struct Inner {
+/// What reads and writes share: the collection-name cache and fixed options.
+pub(crate) struct Inner {
     path: PathBuf,
-    writer: Mutex<Option<Connection>>,
-    readers: r2d2::Pool<SqliteConnectionManager>,
-    waiting_writers: AtomicU32,
-    closed: AtomicBool,
     collections: RwLock<HashMap<String, i64>>,
     batch_lifetime: Duration,
 }
@@ -125,16 +127,16 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("opening reader pool: {e}")))?;
 
         tracing::info!(path = %path.display(), schema = schema::latest_version(), "opened SQLite storage");
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            collections: RwLock::new(HashMap::new()),
+            batch_lifetime: options.batch_lifetime,
+        });
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer: Mutex::new(Some(writer)),
-                readers,
-                waiting_writers: AtomicU32::new(0),
-                closed: AtomicBool::new(false),
-                collections: RwLock::new(HashMap::new()),
-                batch_lifetime: options.batch_lifetime,
-            }),
+            writer: Arc::new(Writer::start(writer, inner.clone())),
+            inner,
+            readers,
+            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -143,57 +145,43 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` in a read transaction on a pooled reader.
+    /// Runs `f` in a read transaction on a pooled reader, on a blocking thread.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>, &Inner) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        run_blocking(move || {
-            if inner.closed.load(Ordering::Acquire) {
-                return Err(StoreError::Backend("store is closed".into()));
-            }
-            let mut conn = inner
-                .readers
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Backend("store is closed".into()));
+        }
+        let (inner, readers) = (self.inner.clone(), self.readers.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = readers
                 .get()
                 .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))?;
             let tx = conn.transaction().map_err(backend)?;
             f(&tx, &inner)
         })
         .await
+        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
     }
 
-    /// Runs `f` in an immediate write transaction on the single writer; commits on `Ok`.
+    /// Runs `f` in the writer's transaction; answers once it is committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>, &Inner) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        run_blocking(move || {
-            inner.waiting_writers.fetch_add(1, Ordering::Relaxed);
-            let mut guard = inner
-                .writer
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            inner.waiting_writers.fetch_sub(1, Ordering::Relaxed);
-            let conn = guard
-                .as_mut()
-                .ok_or_else(|| StoreError::Backend("store is closed".into()))?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let value = f(&tx, &inner)?;
-            tx.commit().map_err(backend)?;
-            Ok(value)
-        })
-        .await
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Backend("store is closed".into()));
+        }
+        self.writer.write(f).await
     }
 }
 
 impl Inner {
-    /// The id of a collection name, if any user ever wrote to it.
+    /// The id of a collection name, if any user ever wrote to it (read transactions: what
+    /// they find is committed, so it is cached).
     fn collection_id(&self, tx: &Transaction<'_>, name: &str) -> Result<Option<i64>, StoreError> {
         if let Some(id) = self.cached_collection(name) {
             return Ok(Some(id));
@@ -205,14 +193,25 @@ impl Inner {
         Ok(id)
     }
 
-    /// The id of a collection name, creating it (writer only).
-    fn collection_id_or_create(&self, tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
-        if let Some(id) = self.collection_id(tx, name)? {
-            return Ok(id);
+    /// The id of a collection name in a write transaction. Nothing found here is cached: the
+    /// row may have been created by a write of the same group that is not committed yet.
+    fn collection_id_for_write(
+        &self,
+        tx: &Transaction<'_>,
+        name: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        match self.cached_collection(name) {
+            Some(id) => Ok(Some(id)),
+            None => read::lookup_collection(tx, name),
         }
-        let id = write::create_collection(tx, name)?;
-        // Not cached until the transaction commits; the next lookup finds it in the table.
-        Ok(id)
+    }
+
+    /// The id of a collection name, creating it (writes only).
+    fn collection_id_or_create(&self, tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+        match self.collection_id_for_write(tx, name)? {
+            Some(id) => Ok(id),
+            None => write::create_collection(tx, name),
+        }
     }
 
     fn cached_collection(&self, name: &str) -> Option<i64> {
@@ -229,16 +228,6 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), id);
     }
-}
-
-async fn run_blocking<T, F>(f: F) -> Result<T, StoreError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
 }
 
 /// Converts a driver error. A busy database (another process holding the lock past the
@@ -393,7 +382,7 @@ impl Store for SqliteStore {
     ) -> Result<SyncTimestamp, StoreError> {
         let collection = collection.to_owned();
         self.write(move |tx, inner| {
-            let collection_id = inner.collection_id(tx, &collection)?;
+            let collection_id = inner.collection_id_for_write(tx, &collection)?;
             write::delete_collection(tx, user, collection_id, precondition)
         })
         .await
@@ -408,7 +397,7 @@ impl Store for SqliteStore {
     ) -> Result<SyncTimestamp, StoreError> {
         let collection = collection.to_owned();
         self.write(move |tx, inner| {
-            let collection_id = inner.collection_id(tx, &collection)?;
+            let collection_id = inner.collection_id_for_write(tx, &collection)?;
             write::delete_bsos(tx, user, collection_id, &ids, precondition)
         })
         .await
@@ -424,7 +413,7 @@ impl Store for SqliteStore {
         let (collection, id) = (collection.to_owned(), id.to_owned());
         self.write(move |tx, inner| {
             let collection_id = inner
-                .collection_id(tx, &collection)?
+                .collection_id_for_write(tx, &collection)?
                 .ok_or(StoreError::NotFound)?;
             write::delete_bso(tx, user, collection_id, &id, precondition)
         })
@@ -464,7 +453,7 @@ impl Store for SqliteStore {
         let batch = batch.to_owned();
         self.write(move |tx, inner| {
             let collection_id = inner
-                .collection_id(tx, &request.collection)?
+                .collection_id_for_write(tx, &request.collection)?
                 .ok_or(StoreError::BatchNotFound)?;
             write::check_batch(tx, &batch, request.user, collection_id)?;
             let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
@@ -483,7 +472,7 @@ impl Store for SqliteStore {
         let batch = batch.to_owned();
         self.write(move |tx, inner| {
             let collection_id = inner
-                .collection_id(tx, &request.collection)?
+                .collection_id_for_write(tx, &request.collection)?
                 .ok_or(StoreError::BatchNotFound)?;
             write::check_batch(tx, &batch, request.user, collection_id)?;
             let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
@@ -520,29 +509,16 @@ impl Store for SqliteStore {
     }
 
     fn pool_state(&self) -> PoolState {
-        let state = self.inner.readers.state();
+        let state = self.readers.state();
         PoolState {
             connections: state.connections + 1,
             idle: state.idle_connections,
-            waiting_writers: self.inner.waiting_writers.load(Ordering::Relaxed),
+            waiting_writers: self.writer.waiting(),
         }
     }
 
     async fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        let inner = self.inner.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let mut guard = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(conn) = guard.take() {
-                if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-                    tracing::warn!(%error, "WAL checkpoint on close failed");
-                }
-                if let Err((_, error)) = conn.close() {
-                    tracing::warn!(%error, "closing the SQLite writer failed");
-                }
-                tracing::info!(path = %inner.path.display(), "closed SQLite storage");
-            }
-        })
-        .await;
+        self.closed.store(true, Ordering::Release);
+        self.writer.close().await;
     }
 }

@@ -546,3 +546,62 @@ async fn data_survives_close_and_reopen_and_a_closed_store_refuses_work() {
     );
     assert!(missing.is_err());
 }
+
+/// Many writes at once, some of which fail their precondition: each gets its own answer,
+/// the failures change nothing, and a user's successful writes all have distinct
+/// timestamps (the SQLite backend commits queued writes together, each in a savepoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_fail_or_succeed_on_their_own() {
+    for b in backends() {
+        let mut tasks = Vec::new();
+        for i in 0..64u64 {
+            let store = b.store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut request = write(1 + i % 2, "c", vec![set(&format!("r{i}"), "x")]);
+                if i % 5 == 0 {
+                    request.precondition = Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO);
+                }
+                (i, store.put_bsos(request, false).await)
+            }));
+        }
+        let mut stamps = std::collections::HashMap::<u64, Vec<SyncTimestamp>>::new();
+        let mut refused = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Ok(outcome)) => stamps.entry(1 + i % 2).or_default().push(outcome.modified),
+                (i, Err(StoreError::PreconditionFailed { .. })) => refused.push(i),
+                (i, Err(other)) => panic!("{}: write {i} failed: {other}", b.name),
+            }
+        }
+        for user in [1, 2] {
+            let mut user_stamps = stamps.remove(&user).unwrap_or_default();
+            let written = user_stamps.len();
+            user_stamps.sort();
+            user_stamps.dedup();
+            assert_eq!(
+                user_stamps.len(),
+                written,
+                "{}: user {user} got a timestamp twice",
+                b.name
+            );
+            let page = b
+                .store
+                .get_bsos(user, "c", listing(Sort::Oldest, 100), Precondition::None)
+                .await
+                .unwrap();
+            assert_eq!(page.value.items.len(), written);
+        }
+        for i in refused {
+            let user = 1 + i % 2;
+            let found = b
+                .store
+                .get_bso(user, "c", &format!("r{i}"), Precondition::None)
+                .await;
+            assert_eq!(
+                found.unwrap_err(),
+                StoreError::NotFound,
+                "a refused write left data behind"
+            );
+        }
+    }
+}
