@@ -36,6 +36,12 @@ impl MasterSecret {
         hex::encode(bytes)
     }
 
+    /// A key for another purpose, derived from the secret with HKDF under `label`, so that
+    /// one configured secret can serve several uses without any of them revealing it.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        hkdf_sha256(&self.0, None, format!("syncstack/{label}").as_bytes())
+    }
+
     fn signing_key(&self) -> [u8; 32] {
         hkdf_sha256(&self.0, None, SIGNING_INFO)
     }

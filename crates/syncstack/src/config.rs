@@ -24,6 +24,10 @@ pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 pub enum Service {
     /// A SyncStorage 1.5 storage node.
     Storage,
+    /// The token server (`/1.0/sync/1.5`).
+    Tokenserver,
+    /// The built-in identity provider (`/identity/...`).
+    Identity,
 }
 
 /// Log line format.
@@ -69,6 +73,85 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Storage node settings.
     pub storage: StorageSettings,
+    /// Token server settings.
+    pub tokenserver: TokenServerConfig,
+    /// Built-in identity provider settings.
+    pub identity: IdentityConfig,
+}
+
+/// Settings of the token server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenServerConfig {
+    /// Database URL; default `sqlite:<data_dir>/tokenserver.db`, created if missing.
+    pub database_url: Option<String>,
+    /// Token lifetime in seconds.
+    pub token_duration_secs: u64,
+    /// Whether users never seen before get a node.
+    pub allow_new_users: bool,
+    /// `node_type` reported to clients (telemetry only).
+    pub node_type: String,
+    /// Domain of the `<account uid>@<domain>` identities users are stored under.
+    pub email_domain: String,
+    /// Key of the `hashed_fxa_uid` metrics hash; default derived from the master secret.
+    pub metrics_hash_secret: Option<String>,
+    /// Share of a full node's capacity released when every node is full.
+    pub node_capacity_release_rate: f64,
+    /// Capacity given to this process's own storage node when it registers itself.
+    pub init_node_capacity: i64,
+    /// Whether to trust the built-in identity provider of this data directory.
+    pub trust_local_identity: bool,
+    /// Other issuers whose access tokens are accepted (e.g. Mozilla Accounts).
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// An issuer of access tokens that the token server trusts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` claim of its tokens.
+    pub issuer: String,
+    /// The `aud` its tokens must carry; not checked when absent.
+    pub audience: Option<String>,
+    /// Where its JWKS is published (fetched at start and every hour).
+    pub jwks_url: Option<String>,
+    /// A file holding its JWKS.
+    pub jwks_file: Option<PathBuf>,
+    /// Its JWKS inline, as JSON.
+    pub jwks: Option<String>,
+}
+
+/// Settings of the built-in identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The `iss` of the tokens it signs.
+    pub issuer: String,
+}
+
+impl Default for TokenServerConfig {
+    fn default() -> Self {
+        TokenServerConfig {
+            database_url: None,
+            token_duration_secs: 3600,
+            allow_new_users: true,
+            node_type: "sqlite".into(),
+            email_domain: "api.accounts.firefox.com".into(),
+            metrics_hash_secret: None,
+            node_capacity_release_rate: 0.1,
+            init_node_capacity: 100_000,
+            trust_local_identity: true,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            issuer: "syncstack-local".into(),
+        }
+    }
 }
 
 /// Settings of the storage node.
@@ -106,9 +189,11 @@ impl Default for Settings {
             public_url: None,
             master_secret: None,
             metrics_listen: None,
-            services: vec![Service::Storage],
+            services: vec![Service::Storage, Service::Tokenserver, Service::Identity],
             log_format: LogFormat::Text,
             storage: StorageSettings::default(),
+            tokenserver: TokenServerConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -145,6 +230,31 @@ impl std::fmt::Debug for Settings {
             .field("services", &self.services)
             .field("log_format", &self.log_format)
             .field("storage", &self.storage)
+            .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+struct RedactedTokenServer<'a>(&'a TokenServerConfig);
+
+impl std::fmt::Debug for RedactedTokenServer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0;
+        f.debug_struct("TokenServerConfig")
+            .field("database_url", &t.database_url)
+            .field("token_duration_secs", &t.token_duration_secs)
+            .field("allow_new_users", &t.allow_new_users)
+            .field("node_type", &t.node_type)
+            .field("email_domain", &t.email_domain)
+            .field(
+                "metrics_hash_secret",
+                &t.metrics_hash_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("node_capacity_release_rate", &t.node_capacity_release_rate)
+            .field("init_node_capacity", &t.init_node_capacity)
+            .field("trust_local_identity", &t.trust_local_identity)
+            .field("issuers", &t.issuers)
             .finish()
     }
 }
@@ -183,6 +293,8 @@ const SETTING_KEYS: &[&str] = &[
     "services",
     "log_format",
     "storage",
+    "tokenserver",
+    "identity",
 ];
 
 impl Settings {

@@ -4,82 +4,16 @@
 //! starts logging and hands explicit settings to the service crates. It holds no protocol
 //! logic of its own.
 
+mod backends;
+mod cli;
+mod commands;
 mod config;
 mod secret;
 mod serve;
-mod storage;
-mod token;
 
-use std::path::PathBuf;
-
-use clap::{Args, Parser, Subcommand};
-use config::{FlagOverrides, LogFormat, Service, Settings};
-
-/// The services behind Firefox Sync, self-hosted: one binary, SQLite by default.
-#[derive(Debug, Parser)]
-#[command(name = "syncstack", version, about)]
-struct Cli {
-    /// Configuration file (TOML); see `syncstack default-config`.
-    #[arg(long, global = true, env = "SYNCSTACK_CONFIG")]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    common: CommonFlags,
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// Flags shared by every command.
-#[derive(Debug, Args)]
-struct CommonFlags {
-    /// Data directory (database, generated secret). Default ./syncstack-data.
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// Address to listen on. Default 127.0.0.1:8000.
-    #[arg(long, global = true)]
-    listen: Option<std::net::SocketAddr>,
-    /// The URL clients use to reach this node, which tokens must name. Default http://<listen>.
-    #[arg(long, global = true)]
-    public_url: Option<String>,
-    /// Log format.
-    #[arg(long, global = true, value_enum)]
-    log_format: Option<LogFormat>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the services (a storage node on SQLite by default).
-    Serve {
-        /// Address of the Prometheus metrics listener (off by default).
-        #[arg(long)]
-        metrics_listen: Option<std::net::SocketAddr>,
-        /// Services to run, comma-separated.
-        #[arg(long, value_enum, value_delimiter = ',')]
-        services: Option<Vec<Service>>,
-    },
-    /// Work with storage-node tokens.
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
-    /// Print the commented reference configuration.
-    DefaultConfig,
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Mint a token that a storage node with the same master secret accepts.
-    Mint {
-        /// The user's numeric id.
-        #[arg(long)]
-        uid: u64,
-        /// The node URL the token is for. Default: this node's public URL.
-        #[arg(long)]
-        node: Option<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        duration: u64,
-    },
-}
+use clap::Parser;
+use cli::{Cli, Command, TokenCommand};
+use config::{FlagOverrides, LogFormat, Settings};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -106,12 +40,24 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(settings.log_format);
-    let result = match cli.command {
-        Command::Serve { .. } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(serve::run(settings))),
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(settings, cli.command)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("syncstack: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } => serve::run(settings).await,
         Command::Token {
             command:
                 TokenCommand::Mint {
@@ -119,18 +65,15 @@ fn main() -> std::process::ExitCode {
                     node,
                     duration,
                 },
-        } => token::mint(&settings, uid, node, duration),
+        } => commands::token::mint(&settings, uid, node, duration),
+        Command::Accounts { command } => commands::accounts::run(&settings, command),
+        Command::Nodes { command } => commands::nodes::run(&settings, command).await,
+        Command::Purge { grace_secs, limit } => {
+            commands::purge::run(&settings, grace_secs, limit).await
+        }
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())
-        }
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("syncstack: {error:#}");
-            std::process::ExitCode::FAILURE
         }
     }
 }

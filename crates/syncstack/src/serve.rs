@@ -1,26 +1,39 @@
-//! `syncstack serve`: wires the configured services to their listeners and runs them until
-//! SIGINT or SIGTERM.
+//! `syncstack serve`: wires the configured services to one listener and runs them until
+//! SIGINT or SIGTERM, then drains requests and closes the databases.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use identity::IdentityProvider;
 use syncstorage::{AppState, NodeSettings};
+use tokenserver::verifier::{TrustedIssuer, Verifier};
+use tokenserver::{TokenServerSettings, TokenServerState};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
-use crate::config::{Service, Settings};
+use crate::backends::{open_storage, open_token_store};
+use crate::commands::accounts::open_identity;
+use crate::config::{IssuerConfig, Service, Settings};
 use crate::secret::{master_secret, secret_path};
-use crate::storage::open_storage;
 
-/// Runs the services until a shutdown signal, then drains requests and closes databases.
+/// Audience of the built-in identity provider's tokens.
+const LOCAL_AUDIENCE: &str = "syncstack";
+/// How often issuers' published key sets are fetched again.
+const JWKS_REFRESH: Duration = Duration::from_secs(3600);
+
+/// Runs the services until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let secret = master_secret(&settings, true)?;
-    if !settings.services.contains(&Service::Storage) {
+    let runs = |service| settings.services.contains(&service);
+    if settings.services.is_empty() {
         anyhow::bail!("no service to run: --services is empty");
     }
     let listener = TcpListener::bind(settings.listen)
@@ -36,68 +49,221 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         .public_url()?,
     };
-
-    let store = open_storage(&settings)?;
-    let mut node = NodeSettings::new(public_url.clone(), secret);
-    node.limits = settings.storage.limits;
-    node.hawk_skew = Duration::from_secs(settings.storage.hawk_skew_secs);
-    node.nonce_cache_capacity = settings.storage.nonce_cache_capacity;
-    node.quota_enabled = settings.storage.quota_enabled;
-    node.expired_token_grace = Duration::from_secs(settings.storage.expired_token_grace_secs);
-    let state = AppState::new(store.clone(), node);
-
+    let node_url = public_url.as_str().trim_end_matches('/').to_owned();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut app = Router::new();
+    let mut background = Vec::new();
 
-    let metrics_task = match settings.metrics_listen {
-        Some(addr) => {
-            let metrics_listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listening for metrics on {addr}"))?;
-            let bound = metrics_listener.local_addr()?;
-            tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
-            let app = Router::new()
-                .route("/metrics", get(render_metrics))
-                .with_state(state.clone());
-            let stop = wait_for(stop_rx.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(metrics_listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-            }))
-        }
-        None => None,
+    let storage = if runs(Service::Storage) {
+        let store = open_storage(&settings)?;
+        let mut node = NodeSettings::new(public_url.clone(), secret.clone());
+        node.limits = settings.storage.limits;
+        node.hawk_skew = Duration::from_secs(settings.storage.hawk_skew_secs);
+        node.nonce_cache_capacity = settings.storage.nonce_cache_capacity;
+        node.quota_enabled = settings.storage.quota_enabled;
+        node.expired_token_grace = Duration::from_secs(settings.storage.expired_token_grace_secs);
+        let state = AppState::new(store.clone(), node);
+        app = app.merge(syncstorage::router(state.clone()));
+        background.push(syncstorage::spawn_purge(
+            store,
+            Duration::from_secs(settings.storage.purge_interval_secs.max(1)),
+        ));
+        Some(state)
+    } else {
+        None
     };
-    let purge = syncstorage::spawn_purge(
-        store.clone(),
-        Duration::from_secs(settings.storage.purge_interval_secs.max(1)),
-    );
 
-    tracing::info!(
-        listen = %bound,
-        public_url = %public_url,
-        data_dir = %settings.data_dir.display(),
-        "syncstack storage node ready"
-    );
-    tracing::info!(
-        "next: mint a token with `syncstack token mint --uid 1 --data-dir {}` and send Hawk-signed \
-         requests to {}1.5/1/info/collections; the secret shared with a token server is in {}",
-        settings.data_dir.display(),
-        public_url,
-        secret_path(&settings.data_dir).display(),
-    );
+    let trust_local = runs(Service::Tokenserver) && settings.tokenserver.trust_local_identity;
+    let idp = if runs(Service::Identity) || trust_local {
+        Some(open_identity(&settings)?)
+    } else {
+        None
+    };
+    if runs(Service::Identity)
+        && let Some(idp) = &idp
+    {
+        app = app.merge(identity::router(idp.clone()));
+    }
 
+    if runs(Service::Tokenserver) {
+        let store = open_token_store(&settings)?;
+        if storage.is_some() {
+            let node = store
+                .ensure_node(&node_url, settings.tokenserver.init_node_capacity)
+                .await?;
+            tracing::info!(node = %node.url, capacity = node.capacity, load = node.current_load, "this process's storage node is registered");
+        }
+        let verifier = Arc::new(Verifier::default());
+        if let Some(idp) = idp.as_ref().filter(|_| trust_local) {
+            let jwks = serde_json::to_string(&idp.jwks())?;
+            verifier.trust(
+                TrustedIssuer::from_jwks(idp.issuer(), Some(LOCAL_AUDIENCE.into()), &jwks)
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
+        for issuer in &settings.tokenserver.issuers {
+            verifier.trust(load_issuer(issuer).await?);
+            if issuer.jwks_url.is_some() {
+                background.push(spawn_jwks_refresh(verifier.clone(), issuer.clone()));
+            }
+        }
+        if verifier.issuers().is_empty() {
+            tracing::warn!(
+                "the token server trusts no issuer: every token request will be refused"
+            );
+        }
+        let metrics_key = match &settings.tokenserver.metrics_hash_secret {
+            Some(key) => key.as_bytes().to_vec(),
+            None => secret.derive("tokenserver-metrics-hash").to_vec(),
+        };
+        let mut token_settings = TokenServerSettings::new(secret.clone(), metrics_key);
+        token_settings.token_duration = settings.tokenserver.token_duration_secs;
+        token_settings.allow_new_users = settings.tokenserver.allow_new_users;
+        token_settings.node_type = settings.tokenserver.node_type.clone();
+        token_settings.email_domain = settings.tokenserver.email_domain.clone();
+        let state = TokenServerState {
+            store,
+            verifier,
+            settings: Arc::new(token_settings),
+        };
+        app = app.merge(tokenserver::router(state.clone()));
+        if storage.is_none() {
+            app = app.merge(tokenserver::ops_router(state));
+        }
+    }
+    let app = app
+        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)));
+
+    if let (Some(addr), Some(state)) = (settings.metrics_listen, &storage) {
+        let metrics_listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        let bound = metrics_listener.local_addr()?;
+        tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
+        let metrics = Router::new()
+            .route("/metrics", get(render_metrics))
+            .with_state(state.clone());
+        let stop = wait_for(stop_rx.clone());
+        background.push(tokio::spawn(async move {
+            if let Err(error) = axum::serve(metrics_listener, metrics)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        }));
+    }
+
+    announce(&settings, &public_url, &node_url, idp.as_ref());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
     });
-    syncstorage::serve(listener, state, wait_for(stop_rx)).await?;
-    purge.abort();
-    if let Some(task) = metrics_task {
-        task.await??;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(wait_for(stop_rx))
+        .await?;
+    for task in background {
+        task.abort();
+    }
+    if let Some(state) = storage {
+        state.store.close().await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs what runs where, and what to do next.
+fn announce(
+    settings: &Settings,
+    public_url: &url::Url,
+    node_url: &str,
+    idp: Option<&IdentityProvider>,
+) {
+    let services: Vec<String> = settings
+        .services
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
+    tracing::info!(
+        listen = %settings.listen,
+        public_url = %public_url,
+        services = %services.join(","),
+        data_dir = %settings.data_dir.display(),
+        "syncstack ready"
+    );
+    if settings.services.contains(&Service::Storage) {
+        tracing::info!(public_url = %public_url, "syncstack storage node ready");
+    }
+    if settings.services.contains(&Service::Tokenserver) {
+        tracing::info!(
+            "token server: point Sync clients at {node_url}/1.0/sync/1.5{}",
+            if idp.is_some() {
+                "; create a local account with `syncstack accounts add NAME` and get an access token with `syncstack accounts token NAME`"
+            } else {
+                ""
+            }
+        );
+    }
+    if settings.services.contains(&Service::Storage) {
+        tracing::info!(
+            "storage node: `syncstack token mint --uid 1` gives credentials without a token server; the secret shared with token servers is in {}",
+            secret_path(&settings.data_dir).display()
+        );
+    }
+}
+
+/// Builds a trusted issuer from its configured key set.
+async fn load_issuer(issuer: &IssuerConfig) -> anyhow::Result<TrustedIssuer> {
+    let jwks = match (&issuer.jwks, &issuer.jwks_file, &issuer.jwks_url) {
+        (Some(inline), None, None) => inline.clone(),
+        (None, Some(file), None) => std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "reading the JWKS of {} from {}",
+                issuer.issuer,
+                file.display()
+            )
+        })?,
+        (None, None, Some(url)) => fetch_jwks(url).await?,
+        _ => anyhow::bail!(
+            "issuer {}: give exactly one of jwks, jwks_file, jwks_url",
+            issuer.issuer
+        ),
+    };
+    TrustedIssuer::from_jwks(&issuer.issuer, issuer.audience.clone(), &jwks)
+        .map_err(anyhow::Error::msg)
+}
+
+async fn fetch_jwks(url: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("fetching JWKS from {url}"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("fetching JWKS from {url}: {}", response.status());
+    }
+    Ok(response.text().await?)
+}
+
+/// Fetches an issuer's key set again every hour, keeping the old keys if a fetch fails.
+fn spawn_jwks_refresh(
+    verifier: Arc<Verifier>,
+    issuer: IssuerConfig,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(JWKS_REFRESH).await;
+            match load_issuer(&issuer).await {
+                Ok(trusted) => verifier.trust(trusted),
+                Err(error) => {
+                    tracing::warn!(issuer = %issuer.issuer, %error, "refreshing JWKS failed; keeping the old keys")
+                }
+            }
+        }
+    })
 }
 
 async fn render_metrics(State(state): State<AppState>) -> String {

@@ -6,8 +6,6 @@ use axum::http::header;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::auth::require_hawk;
 use crate::error::ApiError;
@@ -69,7 +67,6 @@ pub fn router(state: AppState) -> Router {
     app.fallback(not_found)
         .layer(from_fn(weave_timestamp_except_dockerflow))
         .layer(from_fn_with_state(state.clone(), limit_content_length))
-        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)))
         .with_state(state)
 }
 

@@ -1,7 +1,9 @@
-//! Opening the storage backend named by a database URL.
+//! Opening the databases named by database URLs.
 //!
 //! Backends are chosen at run time from the URL's scheme. Only `sqlite:` exists today; any
-//! other scheme is refused with the list of supported ones.
+//! other scheme is refused with the list of supported ones. A default database (no URL
+//! configured) is created in the data directory; a configured path must already exist unless
+//! the URL says `?mode=rwc`, so that a typo never starts an empty database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +11,8 @@ use std::time::Duration;
 
 use syncstorage_store::Store;
 use syncstorage_store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use tokenserver_store::TokenStore;
+use tokenserver_store::sqlite::SqliteTokenStore;
 
 use crate::config::{self, Settings};
 
@@ -82,6 +86,24 @@ pub fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 batch_lifetime: Duration::from_secs(settings.storage.batch_lifetime_secs),
             };
             Ok(Arc::new(SqliteStore::open(&path, options)?))
+        }
+    }
+}
+
+/// Opens the token server's database as configured.
+pub fn open_token_store(settings: &Settings) -> anyhow::Result<Arc<dyn TokenStore>> {
+    let url = match &settings.tokenserver.database_url {
+        Some(url) => DatabaseUrl::parse(url)?,
+        None => DatabaseUrl::Sqlite {
+            path: settings.data_dir.join("tokenserver.db"),
+            create: true,
+        },
+    };
+    match url {
+        DatabaseUrl::Sqlite { path, create } => {
+            let store = SqliteTokenStore::open(&path, create)?
+                .with_release_rate(settings.tokenserver.node_capacity_release_rate);
+            Ok(Arc::new(store))
         }
     }
 }

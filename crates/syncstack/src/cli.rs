@@ -1,0 +1,180 @@
+//! The command line: every command and flag, parsed and validated by clap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Service};
+
+/// The services behind Firefox Sync, self-hosted: one binary, SQLite by default.
+#[derive(Debug, Parser)]
+#[command(name = "syncstack", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); see `syncstack default-config`.
+    #[arg(long, global = true, env = "SYNCSTACK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Args)]
+pub struct CommonFlags {
+    /// Data directory (databases, generated secret and keys). Default ./syncstack-data.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on. Default 127.0.0.1:8000.
+    #[arg(long, global = true)]
+    pub listen: Option<SocketAddr>,
+    /// The URL clients use to reach this process; storage tokens must name it. Default
+    /// http://<listen>.
+    #[arg(long, global = true)]
+    pub public_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the services (all of them, on SQLite, by default).
+    Serve {
+        /// Address of the Prometheus metrics listener (off by default).
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+        /// Services to run, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        services: Option<Vec<Service>>,
+    },
+    /// Work with storage-node tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Manage accounts of the built-in identity provider.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Manage the storage nodes the token server assigns users to.
+    Nodes {
+        #[command(subcommand)]
+        command: NodesCommand,
+    },
+    /// Delete replaced users' data from their old nodes, then their records.
+    Purge {
+        /// Only users replaced at least this many seconds ago.
+        #[arg(long, default_value_t = 0)]
+        grace_secs: u64,
+        /// Most users handled in this run.
+        #[arg(long, default_value_t = 10_000)]
+        limit: u32,
+    },
+    /// Print the commented reference configuration.
+    DefaultConfig,
+}
+
+/// `syncstack token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token that a storage node with the same master secret accepts.
+    Mint {
+        /// The user's numeric id.
+        #[arg(long)]
+        uid: u64,
+        /// The node URL the token is for. Default: this node's public URL.
+        #[arg(long)]
+        node: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        duration: u64,
+    },
+}
+
+/// `syncstack accounts ...`
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account. Without --password-stdin it has no password and gets tokens only
+    /// through `accounts token`.
+    Add {
+        /// Account name.
+        name: String,
+        /// Read a password from the first line of standard input (for logging in over HTTP).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Delete an account.
+    Remove {
+        /// Account name.
+        name: String,
+    },
+    /// Set an account's password from the first line of standard input.
+    Passwd {
+        /// Account name.
+        name: String,
+    },
+    /// Print a signed access token for an account.
+    Token {
+        /// Account name.
+        name: String,
+        /// Scope of the token.
+        #[arg(long, default_value = "https://identity.mozilla.com/apps/oldsync")]
+        scope: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        duration: u64,
+    },
+}
+
+/// `syncstack nodes ...`
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Add a storage node.
+    Add {
+        /// The node's public URL (what its tokens name).
+        url: String,
+        /// Most users it should hold.
+        #[arg(long)]
+        capacity: i64,
+    },
+    /// List nodes with their load.
+    List,
+    /// Change a node's figures or flags.
+    Set {
+        /// The node's URL.
+        url: String,
+        /// New capacity.
+        #[arg(long)]
+        capacity: Option<i64>,
+        /// New available slots.
+        #[arg(long)]
+        available: Option<i64>,
+        /// New current load.
+        #[arg(long)]
+        current_load: Option<i64>,
+        /// Back off: no new users until capacity is released.
+        #[arg(long)]
+        backoff: Option<bool>,
+    },
+    /// Mark a node down: it gets no new users.
+    Down {
+        /// The node's URL.
+        url: String,
+    },
+    /// Mark a node up again.
+    Up {
+        /// The node's URL.
+        url: String,
+    },
+    /// Remove a node; its users get a new node on their next token request.
+    Remove {
+        /// The node's URL.
+        url: String,
+    },
+}

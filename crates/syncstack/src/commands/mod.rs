@@ -1,0 +1,7 @@
+//! Administrative commands: each opens what it needs from the configuration, does one job,
+//! and prints a result a person can read (or, for tokens, one a script can use).
+
+pub mod accounts;
+pub mod nodes;
+pub mod purge;
+pub mod token;

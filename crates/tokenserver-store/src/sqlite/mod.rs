@@ -1,0 +1,310 @@
+//! The SQLite backend: Mozilla's `services`, `nodes` and `users` tables in one database file.
+//!
+//! A token server is asked for a token about once an hour per client, so its load is light.
+//! One connection behind a mutex, used from blocking threads, is enough, and it serializes
+//! this process's writes without any retry logic. Every write is one `BEGIN IMMEDIATE`
+//! transaction: it takes the file's write lock before its first read, so what it reads (the
+//! candidate nodes, a user's rows) cannot change under it before it commits, even when
+//! another process, such as an operator's command, writes to the same file. If such a
+//! process holds the lock past the busy timeout, the call fails with
+//! [`TokenStoreError::Conflict`], which the caller may retry.
+//!
+//! # Node assignment
+//!
+//! [`TokenStore::allocate_user`] puts a user on the best node, as Mozilla's `get_best_node`
+//! does:
+//!
+//! 1. Candidates are the nodes with `available > 0`, `capacity > current_load`, not downed
+//!    and not backing off.
+//! 2. An empty node comes first. Among the others, the lowest `ln(current_load) /
+//!    ln(capacity)` wins: how full the node is, on a log scale. A bigger node therefore takes
+//!    a bigger share of new users, though not a proportional one at first, and every node
+//!    reaches its capacity at about the same time. Ties go to the lowest node id, so the
+//!    choice is deterministic. This order is computed in Rust over the candidate rows (there
+//!    are few), because not every SQLite build has `LN`.
+//! 3. If there is no candidate, capacity is released. Each node that has spent its budget
+//!    (`available <= 0`), still has room and is not down gets back a slice of its capacity,
+//!    `available = MIN(capacity × release rate, capacity - current_load)`. Backing-off nodes
+//!    are refilled too, so they are ready when the backoff ends, but they are still not
+//!    chosen. Then the choice is made again. If a release changes no row, or five rounds
+//!    pass without a candidate, the result is [`TokenStoreError::NoNodeAvailable`].
+//! 4. The chosen node's `current_load` goes up by one and its `available` down by one (not
+//!    below 0).
+//!
+//! `available` is a budget an operator can lower to throttle a node. Releasing capacity a
+//! slice at a time lets nodes with very different loads share new users again once every
+//! budget is spent.
+//!
+//! **Difference from the reference:** MySQL and PostgreSQL round `capacity × rate` to the
+//! nearest integer when storing it. Here it is rounded the same way, but the slice is at
+//! least 1. Without that floor, a node with capacity under 5 (at the default rate 0.1) would
+//! get 0 back and never take another user once its budget was spent, even with room left.
+
+mod nodes;
+mod schema;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::{Node, NodeChange, TokenStore, TokenStoreError, UserKeys, UserRecord, UserState};
+
+/// The only service this server knows, and its endpoint pattern (seeded by the schema).
+const SYNC_SERVICE: &str = "sync-1.5";
+
+/// The share of a node's capacity given back when every node has spent its budget.
+pub const DEFAULT_RELEASE_RATE: f64 = 0.1;
+
+/// How long a statement waits for another process's write lock before failing with
+/// [`TokenStoreError::Conflict`].
+const BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// A [`TokenStore`] on one SQLite database file.
+#[derive(Clone)]
+pub struct SqliteTokenStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    ctx: Ctx,
+}
+
+/// What every statement needs besides the connection.
+#[derive(Debug, Clone, Copy)]
+struct Ctx {
+    /// Row id of `sync-1.5` in `services`.
+    service: i64,
+    /// See [`SqliteTokenStore::with_release_rate`].
+    release_rate: f64,
+}
+
+impl SqliteTokenStore {
+    /// Opens the database at `path` and brings its schema up to date. With `create` off, a
+    /// missing file is an error instead of a new, empty database, so that a mistyped path
+    /// cannot silently lose every user's node assignment.
+    pub fn open(path: &Path, create: bool) -> Result<Self, TokenStoreError> {
+        if !create && !path.exists() {
+            return Err(TokenStoreError::Backend(format!(
+                "token database file {} does not exist (add ?mode=rwc to the URL to create it)",
+                path.display()
+            )));
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let mut conn = Connection::open_with_flags(path, flags).map_err(backend)?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+             PRAGMA busy_timeout={BUSY_TIMEOUT_MS};"
+        ))
+        .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        schema::migrate(&mut conn).map_err(backend)?;
+        let service = conn
+            .query_row(
+                "SELECT id FROM services WHERE service = ?1",
+                [SYNC_SERVICE],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| {
+                TokenStoreError::Backend(format!(
+                    "the services table of {} has no '{SYNC_SERVICE}' row",
+                    path.display()
+                ))
+            })?;
+        tracing::info!(
+            path = %path.display(),
+            schema = schema::latest_version(),
+            "opened SQLite token database"
+        );
+        Ok(SqliteTokenStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+            ctx: Ctx {
+                service,
+                release_rate: DEFAULT_RELEASE_RATE,
+            },
+        })
+    }
+
+    /// Sets the share of a node's capacity released when every node has spent its budget
+    /// (Mozilla's `node_capacity_release_rate`, default 0.1). Values are clamped to
+    /// `0.0..=1.0`, and NaN means the default. However small the rate, a release gives a
+    /// node with room at least one slot.
+    pub fn with_release_rate(mut self, rate: f64) -> Self {
+        self.ctx.release_rate = if rate.is_nan() {
+            DEFAULT_RELEASE_RATE
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection, on a blocking thread.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, TokenStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, Ctx) -> Result<T, TokenStoreError> + Send + 'static,
+    {
+        let (conn, ctx) = (self.conn.clone(), self.ctx);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside `f` rolled back its transaction while unwinding (rusqlite's
+            // `Transaction` rolls back on drop), so the connection is still usable.
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut conn, ctx)
+        })
+        .await
+        .map_err(|e| TokenStoreError::Backend(format!("token store task failed: {e}")))?
+    }
+
+    /// Runs `f` in one immediate transaction, committed when `f` succeeds and rolled back
+    /// when it fails.
+    async fn write<T, F>(&self, f: F) -> Result<T, TokenStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>, Ctx) -> Result<T, TokenStoreError> + Send + 'static,
+    {
+        self.with_conn(move |conn, ctx| {
+            let tx = begin_write(conn)?;
+            let value = f(&tx, ctx)?;
+            tx.commit().map_err(backend)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+/// Starts a write transaction that holds the write lock from its first statement.
+fn begin_write(conn: &mut Connection) -> Result<Transaction<'_>, TokenStoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)
+}
+
+/// Converts a driver error. A busy database (another process holding the lock past the
+/// timeout) is a conflict the caller may retry; anything else is a backend failure.
+fn backend(error: rusqlite::Error) -> TokenStoreError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &error
+        && matches!(
+            code.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        )
+    {
+        return TokenStoreError::Conflict;
+    }
+    TokenStoreError::Backend(error.to_string())
+}
+
+/// Whether the error is a UNIQUE constraint violation.
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(code, _)
+            if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// The wall clock in milliseconds, for writes whose caller gives no time (race repair in
+/// [`TokenStore::get_user`]).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[async_trait]
+impl TokenStore for SqliteTokenStore {
+    async fn get_user(&self, email: &str) -> Result<Option<UserState>, TokenStoreError> {
+        let email = email.to_owned();
+        self.with_conn(move |conn, ctx| users::get_user(conn, ctx, &email, now_ms()))
+            .await
+    }
+
+    async fn allocate_user(
+        &self,
+        keys: &UserKeys,
+        now_ms: i64,
+    ) -> Result<UserRecord, TokenStoreError> {
+        let keys = keys.clone();
+        self.write(move |tx, ctx| users::allocate_user(tx, ctx, &keys, now_ms))
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        uid: u64,
+        generation: i64,
+        keys_changed_at: Option<i64>,
+    ) -> Result<(), TokenStoreError> {
+        self.write(move |tx, _| users::update_user(tx, uid, generation, keys_changed_at))
+            .await
+    }
+
+    async fn replaced_users(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, TokenStoreError> {
+        self.with_conn(move |conn, ctx| users::replaced_users(conn, ctx, before_ms, limit))
+            .await
+    }
+
+    async fn delete_user_record(&self, uid: u64) -> Result<(), TokenStoreError> {
+        self.write(move |tx, _| users::delete_user_record(tx, uid))
+            .await
+    }
+
+    async fn add_node(&self, url: &str, capacity: i64) -> Result<Node, TokenStoreError> {
+        let url = nodes::normalize(url).to_owned();
+        self.write(move |tx, ctx| nodes::add(tx, ctx, &url, capacity))
+            .await
+    }
+
+    async fn ensure_node(&self, url: &str, capacity: i64) -> Result<Node, TokenStoreError> {
+        let url = nodes::normalize(url).to_owned();
+        self.write(move |tx, ctx| nodes::ensure(tx, ctx, &url, capacity))
+            .await
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<Node>, TokenStoreError> {
+        self.with_conn(|conn, ctx| nodes::list(conn, ctx)).await
+    }
+
+    async fn update_node(&self, url: &str, change: NodeChange) -> Result<Node, TokenStoreError> {
+        let url = nodes::normalize(url).to_owned();
+        self.write(move |tx, ctx| nodes::update(tx, ctx, &url, &change))
+            .await
+    }
+
+    async fn remove_node(&self, url: &str, now_ms: i64) -> Result<u64, TokenStoreError> {
+        let url = nodes::normalize(url).to_owned();
+        self.write(move |tx, ctx| nodes::remove(tx, ctx, &url, now_ms))
+            .await
+    }
+
+    async fn unassign_node(&self, url: &str, now_ms: i64) -> Result<u64, TokenStoreError> {
+        let url = nodes::normalize(url).to_owned();
+        self.write(move |tx, ctx| nodes::unassign(tx, ctx, &url, now_ms))
+            .await
+    }
+
+    async fn check(&self) -> Result<(), TokenStoreError> {
+        self.with_conn(|conn, _| {
+            conn.query_row("SELECT COUNT(*) FROM services", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
