@@ -114,7 +114,9 @@ pub enum AccountsCommand {
         /// Account name.
         name: String,
     },
-    /// Set an account's password from the first line of standard input.
+    /// Set an account's password from the first line of standard input. Like a password
+    /// change at Mozilla Accounts, this moves the account's generation: access tokens issued
+    /// before are refused by the token server from then on.
     Passwd {
         /// Account name.
         name: String,

@@ -69,8 +69,14 @@ pub fn run(settings: &Settings, command: AccountsCommand) -> anyhow::Result<()> 
             println!("removed account {name}");
         }
         AccountsCommand::Passwd { name } => {
+            // As at Mozilla Accounts, a password change moves the account's generation, so
+            // the token server refuses access tokens issued before it.
             idp.set_password(&name, &password_from_stdin()?)?;
-            println!("password of {name} set");
+            let account = idp.bump_generation(&name)?;
+            println!(
+                "password of {name} set; generation is now {}",
+                account.generation
+            );
         }
         AccountsCommand::Token {
             name,

@@ -5,6 +5,7 @@
 //! "ready" log line (JSON logs), never for a fixed time.
 
 mod process;
+mod tokenserver;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -26,6 +26,37 @@ pub fn run_syncstack(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
     command.output().unwrap()
 }
 
+/// Runs a short command with `input` on standard input; panics with its output if it fails.
+pub fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> String {
+    use std::io::Write;
+    let mut command = std::process::Command::new(BINARY);
+    command
+        .current_dir(cwd)
+        .args(args)
+        .env_remove("SYNCSTACK_MASTER_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "syncstack {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A running `syncstack serve`.
 pub struct Node {
     child: Mutex<Option<Child>>,
@@ -80,7 +111,7 @@ impl Node {
             if fields["message"] == "serving Prometheus metrics" {
                 metrics_url = fields["url"].as_str().map(str::to_owned);
             }
-            if fields["message"] == "syncstack storage node ready" {
+            if fields["message"] == "syncstack ready" {
                 url = fields["public_url"]
                     .as_str()
                     .map(|u| u.trim_end_matches('/').to_owned());
@@ -111,6 +142,21 @@ impl Node {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Asks this process's token server for a storage token.
+    pub async fn token_for(&self, access_token: &str, key_id: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/1.0/sync/1.5", self.url))
+            .header("authorization", format!("Bearer {access_token}"))
+            .header("x-keyid", key_id)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     /// A client for `uid`, with a token minted from this node's secret.
