@@ -378,6 +378,15 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_reference_shows_the_default_file() {
+        let reference = include_str!("../../../docs/configuration.md");
+        assert!(
+            reference.contains(DEFAULT_CONFIG),
+            "docs/configuration.md is out of date"
+        );
+    }
+
+    #[test]
     fn redacts_the_secret() {
         let settings = Settings {
             master_secret: Some("hunter2".into()),

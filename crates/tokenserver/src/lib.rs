@@ -19,10 +19,11 @@ pub mod rules;
 pub mod state;
 pub mod verifier;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
 
 pub use handler::{TokenResponse, metrics_hash};
 pub use state::{TokenServerSettings, TokenServerState};
@@ -38,27 +39,56 @@ pub fn router(state: TokenServerState) -> Router {
 pub fn ops_router(state: TokenServerState) -> Router {
     Router::new()
         .route("/__heartbeat__", get(heartbeat))
-        .route("/__lbheartbeat__", get(|| async { "{}" }))
         .route(
-            "/__version__",
+            "/__lbheartbeat__",
             get(|| async {
-                format!(
-                    "{{\"name\":\"syncstack\",\"version\":\"{}\"}}",
-                    env!("CARGO_PKG_VERSION")
-                )
+                Json(Status {
+                    status: "ok",
+                    database: None,
+                })
             }),
         )
+        .route("/__version__", get(version))
         .with_state(state)
 }
 
-async fn heartbeat(State(state): State<TokenServerState>) -> (StatusCode, &'static str) {
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Version {
+    name: &'static str,
+    version: &'static str,
+}
+
+async fn version() -> Json<Version> {
+    Json(Version {
+        name: "syncstack",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+async fn heartbeat(State(state): State<TokenServerState>) -> (StatusCode, Json<Status>) {
     match state.store.check().await {
-        Ok(()) => (StatusCode::OK, r#"{"status":"ok","database":"ok"}"#),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Status {
+                status: "ok",
+                database: Some("ok"),
+            }),
+        ),
         Err(error) => {
             tracing::error!(%error, "heartbeat: token database check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"status":"error","database":"error"}"#,
+                Json(Status {
+                    status: "error",
+                    database: Some("error"),
+                }),
             )
         }
     }
