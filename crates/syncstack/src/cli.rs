@@ -74,8 +74,107 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
     },
+    /// A Sync client: log in, read and write your synced data.
+    Client(ClientArgs),
     /// Print the commented reference configuration.
     DefaultConfig,
+}
+
+/// `syncstack client ...`
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Where the login is kept (mode 0600). Default ~/.config/syncstack/client.json.
+    #[arg(long, global = true)]
+    pub profile: Option<PathBuf>,
+    /// Run as a Tier 2 client: never write the crypto collection, never set up the server.
+    #[arg(long, global = true)]
+    pub tier2: bool,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+/// The client's commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Log in through a token server and save the login.
+    Login {
+        /// The token server, e.g. http://127.0.0.1:8000 (or its /1.0/sync/1.5 URL).
+        #[arg(long)]
+        token_server: String,
+        /// An account of syncstack's identity provider (with --password-stdin).
+        #[arg(long)]
+        account: Option<String>,
+        /// Read the account's password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The identity provider's URL (default: the token server's).
+        #[arg(long)]
+        identity_url: Option<String>,
+        /// An OAuth access token with the Sync scope (instead of an account).
+        #[arg(long)]
+        oauth_token: Option<String>,
+        /// The account's key kB, 64 hex characters (default: generate one for a new account).
+        #[arg(long)]
+        kb: Option<String>,
+        /// A file holding kB in hex.
+        #[arg(long)]
+        kb_file: Option<PathBuf>,
+        /// When kB was created, in ms (X-KeyID); default now.
+        #[arg(long)]
+        keys_changed_at: Option<u64>,
+    },
+    /// Show the login, the node and the server's setup.
+    Status,
+    /// List collections with their last-modified times.
+    Collections,
+    /// Print decrypted records: one, or the whole collection.
+    Get {
+        /// The collection.
+        collection: String,
+        /// A record id.
+        id: Option<String>,
+    },
+    /// Encrypt and store a JSON object (from a file or standard input); an id is generated
+    /// when it has none.
+    Put {
+        /// The collection.
+        collection: String,
+        /// The file holding the JSON object.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Delete a record.
+    Delete {
+        /// The collection.
+        collection: String,
+        /// The record id.
+        id: String,
+    },
+    /// Manage the collection keys (Tier 1).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Export every collection, decrypted, to a JSON file (mode 0600).
+    Export {
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// List bookmarks.
+    Bookmarks,
+    /// List saved logins (passwords masked).
+    Passwords,
+    /// List open tabs of every device.
+    Tabs,
+    /// List history.
+    History,
+}
+
+/// `syncstack client keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// New collection keys; every record re-encrypted and uploaded again.
+    Rotate,
 }
 
 /// `syncstack token ...`

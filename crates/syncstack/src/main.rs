@@ -39,7 +39,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(settings.log_format);
+    // A server logs what it does; a one-shot command only warnings, so its output stays
+    // readable. RUST_LOG overrides both.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(settings.log_format, default_level);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +55,6 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
             eprintln!("syncstack: {error:#}");
             std::process::ExitCode::FAILURE
         }
@@ -71,6 +77,7 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
         Command::Purge { grace_secs, limit } => {
             commands::purge::run(&settings, grace_secs, limit).await
         }
+        Command::Client(args) => commands::client::run(args).await,
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())
@@ -78,9 +85,10 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -2,6 +2,7 @@
 //! and prints a result a person can read (or, for tokens, one a script can use).
 
 pub mod accounts;
+pub mod client;
 pub mod nodes;
 pub mod purge;
 pub mod token;
