@@ -402,6 +402,8 @@ impl StorageClient {
 
     /// Uploads records: one POST when they fit the limits, else a batch (`batch=true`,
     /// appends, `commit=true`), every request carrying `X-If-Unmodified-Since` when given.
+    /// More records than one batch may hold (`max_total_records`, `max_total_bytes`) go in
+    /// several batches, each expecting the collection time the previous one committed.
     pub async fn post_records(
         &self,
         collection: &str,
@@ -411,6 +413,25 @@ impl StorageClient {
         self.guard_write(Some(collection))?;
         let limits = self.limits().await?;
         let chunks = chunk_for_limits(records, &limits);
+        let mut outcome = PostOutcome::default();
+        let mut unmodified_since = unmodified_since;
+        for batch in group_into_batches(&chunks, &limits) {
+            let posted = self.post_batch(collection, batch, unmodified_since).await?;
+            outcome.failed.extend(posted.failed);
+            outcome.modified = posted.modified;
+            // The collection moved only because of this client's own commit.
+            unmodified_since = unmodified_since.map(|_| posted.modified);
+        }
+        Ok(outcome)
+    }
+
+    /// Sends POST bodies that fit in one batch: a plain POST for a single body.
+    async fn post_batch(
+        &self,
+        collection: &str,
+        chunks: &[Vec<&OutgoingBso>],
+        unmodified_since: Option<SyncTimestamp>,
+    ) -> Result<PostOutcome, ClientError> {
         let headers: Vec<(&str, String)> = unmodified_since
             .map(|ts| vec![("x-if-unmodified-since", ts.to_string())])
             .unwrap_or_default();
@@ -538,6 +559,30 @@ pub fn chunk_for_limits<'a>(
         chunks.push(Vec::new());
     }
     chunks
+}
+
+/// Groups POST bodies into batches within `max_total_records` and `max_total_bytes` (a
+/// body that alone exceeds them still gets a batch of its own).
+fn group_into_batches<'c, 'a>(
+    chunks: &'c [Vec<&'a OutgoingBso>],
+    limits: &ServerLimits,
+) -> Vec<&'c [Vec<&'a OutgoingBso>]> {
+    let mut batches = Vec::new();
+    let (mut start, mut records, mut bytes) = (0, 0u64, 0u64);
+    for (index, chunk) in chunks.iter().enumerate() {
+        let chunk_records = chunk.len() as u64;
+        let chunk_bytes: u64 = chunk.iter().map(|record| record.payload.len() as u64).sum();
+        let full = records + chunk_records > limits.max_total_records
+            || bytes + chunk_bytes > limits.max_total_bytes;
+        if full && index > start {
+            batches.push(&chunks[start..index]);
+            (start, records, bytes) = (index, 0, 0);
+        }
+        records += chunk_records;
+        bytes += chunk_bytes;
+    }
+    batches.push(&chunks[start..]);
+    batches
 }
 
 fn limits_from(value: &serde_json::Value) -> ServerLimits {
