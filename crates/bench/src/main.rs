@@ -1,14 +1,21 @@
-//! `syncstack-bench`: a load generator for SyncStorage 1.5 nodes.
+//! `syncstack-bench`: a load generator for SyncStorage 1.5 nodes and token servers.
 //!
-//! It mints its own tokenlib-format tokens from a master secret and a node URL, so it can
-//! drive any node that shares that secret (syncstack's, or Mozilla's syncstorage-rs for a
-//! side-by-side run). Every request is signed afresh (new nonce and timestamp), as a real
-//! client's would be, so a node with replay protection sees no replays.
+//! For storage nodes, it mints its own tokenlib-format tokens from a master secret and a
+//! node URL, so it can drive any node that shares that secret (syncstack's, or Mozilla's
+//! syncstorage-rs for a side-by-side run). Every request is signed afresh (new nonce and
+//! timestamp), as a real client's would be, so a node with replay protection sees no
+//! replays.
 //!
 //! Run with: `cargo run --release -p bench -- storage --url http://127.0.0.1:8000 --secret S`
+//!
+//! For token servers, it is its own identity provider: `tokenserver --write-issuer DIR`
+//! writes a key and its JWKS for the server to trust, then `tokenserver --url URL
+//! --issuer-key DIR/issuer.pem --issuer NAME` measures new and returning users
+//! (`scripts/bench-tokenserver` does both around a fresh `syncstack serve`).
 
 mod report;
 mod storage;
+mod tokenserver;
 
 use clap::{Parser, Subcommand};
 
@@ -24,11 +31,14 @@ struct Cli {
 enum Command {
     /// Drive a SyncStorage 1.5 node with a realistic client mix.
     Storage(storage::Options),
+    /// Drive a token server (`GET /1.0/sync/1.5`) with new and returning users.
+    Tokenserver(tokenserver::Options),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Storage(options) => storage::run(options).await,
+        Command::Tokenserver(options) => tokenserver::run(options).await,
     }
 }

@@ -48,14 +48,20 @@ impl Recorder {
         }
     }
 
+    /// One row per operation over a run of `elapsed`, without the `all` row (for runs
+    /// whose operations were measured one after another, each over its own time).
+    pub fn operation_rows(&self, elapsed: Duration) -> Vec<Row> {
+        let secs = elapsed.as_secs_f64();
+        self.ops
+            .iter()
+            .map(|(op, stats)| row(op, &stats.latency_us, stats.errors, secs))
+            .collect()
+    }
+
     /// The summary over a run of `elapsed`.
     pub fn summary(&self, elapsed: Duration) -> Vec<Row> {
         let secs = elapsed.as_secs_f64();
-        let mut rows: Vec<Row> = self
-            .ops
-            .iter()
-            .map(|(op, stats)| row(op, &stats.latency_us, stats.errors, secs))
-            .collect();
+        let mut rows = self.operation_rows(elapsed);
         let mut all = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
         let mut errors = 0;
         for stats in self.ops.values() {
