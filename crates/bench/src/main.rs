@@ -12,7 +12,11 @@
 //! writes a key and its JWKS for the server to trust, then `tokenserver --url URL
 //! --issuer-key DIR/issuer.pem --issuer NAME` measures new and returning users
 //! (`scripts/bench-tokenserver` does both around a fresh `syncstack serve`).
+//!
+//! For the Sync client library, `client --url URL --secret S` times encrypting and
+//! uploading, then downloading and decrypting, 10,000 records (`scripts/bench-client`).
 
+mod client;
 mod report;
 mod storage;
 mod tokenserver;
@@ -33,6 +37,8 @@ enum Command {
     Storage(storage::Options),
     /// Drive a token server (`GET /1.0/sync/1.5`) with new and returning users.
     Tokenserver(tokenserver::Options),
+    /// Time the Sync client: encrypt and upload, download and decrypt a collection.
+    Client(client::Options),
 }
 
 #[tokio::main]
@@ -40,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Storage(options) => storage::run(options).await,
         Command::Tokenserver(options) => tokenserver::run(options).await,
+        Command::Client(options) => client::run(options).await,
     }
 }
