@@ -119,6 +119,24 @@ impl KeyBundle {
         bundle
     }
 
+    /// The key bundle of an Easy Setup (J-PAKE) exchange: HKDF-SHA256 with no salt over the
+    /// shared secret `K` (minimal-length unsigned big-endian bytes, no leading zeros) and the
+    /// info `Sync-AES_256_CBC-HMAC256`, as Firefox (NSS) and Android derive it.
+    pub fn from_jpake_secret(k: &[u8]) -> Self {
+        let start = k.iter().position(|b| *b != 0).unwrap_or(k.len());
+        let mut okm = [0u8; 64];
+        Hkdf::<Sha256>::new(None, &k[start..])
+            .expand(LEGACY_INFO_PREFIX.as_bytes(), &mut okm)
+            .expect("64 bytes is a valid HKDF-SHA256 output length");
+        let mut bundle = KeyBundle {
+            enc: [0; 32],
+            hmac: [0; 32],
+        };
+        bundle.enc.copy_from_slice(&okm[..32]);
+        bundle.hmac.copy_from_slice(&okm[32..]);
+        bundle
+    }
+
     /// The Sync Key Bundle of a legacy (Sync 1.1) account.
     ///
     /// `username` goes into the info exactly as given: pass it through

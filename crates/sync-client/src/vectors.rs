@@ -557,3 +557,22 @@ const V9B_CIPHERTEXT: &str = r#"o6aTLJdfhW4nz1hhnE2ZkvPb9N9lP6JEez+oufMGWIVAgQFa
 const V9B_CLEARTEXT: &str = r#"{"id":"_9sCUbahs0ay","histUri":"https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Object/proto","title":"Object.prototype.__proto__ € - JavaScript | MDN","visits":[{"date":1439366063808983,"type":1}]}"#;
 const V10_CIPHERTEXT: &str = r#"YJB4dr0vZEIWPirfU2FCJvfzeSLiOP5QWasol2R6ILUxdHsJWuUuvTZVhxYQfTVNou6hVV67jfAvi5Cs+bqhhQsv7icZTiZhPTiTdVGt+uuMotxauVA5OryNGVEZgCCTvT3upzhDFdDbJzVd9O3/gU/b7r/CmAHykX8bTlthlbWeZ8oz6gwHJB5tPRU15nM/m/qW1vyKIw5pw/ZwtAy630AieRehGIGDk+33PWqsfyuT4EUFY9/Ly+8JlnqzxfiBCunIfuXGdLuqTjJOxgrK8mI4wccRFEdFEnmHvh5x7fjl1ID52qumFNQl8zkB75C8XK25alXqwvRR6/AQSP+BgQ=="#;
 const V10_CLEARTEXT: &str = r#"{"id":"0-P9fabp9vJD","type":"bookmark","title":"Customize Firefox","parentName":"Mozilla Firefox","bmkUri":"http://www.mozilla.com/en-US/firefox/customize/","tags":[],"keyword":null,"description":null,"loadInSidebar":false,"parentid":"HAZiMFYmygep"}"#;
+
+/// V11: the J-PAKE shared secret K → key bundle (Android `TestJPakeSetup.testKeyDerivation`).
+#[test]
+fn v11_jpake_secret_to_key_bundle() {
+    const K: &str = "811565455b22c857a3e303d1f48ff72ae9ef42d9c3fe3740ce7772cb5bfe23491dd5b7ee5af4828ab9b7d5844866f378b4cf0156810aff0504ef2947402e8e40be1179cf7f37b231bc0db9e4e1bb239c849aa5c12ed2b0b4413017599270aae71ee993dd755ee8c045c5fe03d713894692bf72158d9835ad905442edfd8235e1d0c915053debfc49d8248e4dae16608743aef5dab061f49fd6edd0b93ecdf9feafcbe47eb7e6c3678356d96e9bcd87814b13b9eb1a791fd446d69cb040ec7d7194031267e26f266ee3decbc1a85c5203427361997adf9823fbffe16af9946f1347c5354956356732e436ef5f8307e96554cf69a54e4e8a78552e3f506e9310a1c4438d3ddce44a37482270533e47fc40dc84abfe39c1f95328d0d2540074f6301d4f121c2f0eac49c47a2c430614234ca26dede2a429e2fdb6d282a85174886c3a68c3cf5edc87ccb82af4ae4a9a26fffadc7f4d8ded4ff47b3d2d171f374b230e52e6b45963d3a0a6b20cbe6a440fd4a932279d52a6fd7694b4cbc0cb67ff3c";
+    let k = hex::decode(K).unwrap();
+    let bundle = KeyBundle::from_jpake_secret(&k);
+    assert_eq!(
+        bundle.to_base64_pair(),
+        [
+            "3TXwVlWf6YbuIPcg8m/2U4UXYV4a8RNu6pE2GOVkJJo=".to_owned(),
+            "L49fnEPAD31G5uEKy5e4bGZ6IF3G/62qW6Ua/1NvBeQ=".to_owned(),
+        ]
+    );
+    // Leading zero bytes are not part of the minimal encoding.
+    let mut padded = vec![0u8, 0u8];
+    padded.extend_from_slice(&k);
+    assert_eq!(KeyBundle::from_jpake_secret(&padded), bundle);
+}
