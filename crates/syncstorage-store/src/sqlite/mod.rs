@@ -58,6 +58,9 @@ pub struct SqliteOptions {
     pub durability: Durability,
     /// How long a batch stays open.
     pub batch_lifetime: Duration,
+    /// Payload bytes after which a listing page ends early (with a cursor for the rest), so
+    /// that one request never holds gigabytes of records in memory.
+    pub max_page_bytes: usize,
 }
 
 impl Default for SqliteOptions {
@@ -67,6 +70,7 @@ impl Default for SqliteOptions {
             readers: 4,
             durability: Durability::Full,
             batch_lifetime: Duration::from_secs(2 * 60 * 60),
+            max_page_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -85,6 +89,7 @@ pub(crate) struct Inner {
     path: PathBuf,
     collections: RwLock<HashMap<String, i64>>,
     batch_lifetime: Duration,
+    max_page_bytes: usize,
 }
 
 impl SqliteStore {
@@ -131,6 +136,7 @@ impl SqliteStore {
             path: path.to_owned(),
             collections: RwLock::new(HashMap::new()),
             batch_lifetime: options.batch_lifetime,
+            max_page_bytes: options.max_page_bytes.max(1),
         });
         Ok(SqliteStore {
             writer: Arc::new(Writer::start(writer, inner.clone())),
@@ -322,7 +328,7 @@ impl Store for SqliteStore {
             };
             let last_modified = read::collection_timestamp(tx, user, collection_id)?;
             precondition.check(last_modified)?;
-            let value = read::bsos(tx, user, collection_id, &query)?;
+            let value = read::bsos(tx, user, collection_id, &query, inner.max_page_bytes)?;
             Ok(Versioned {
                 last_modified,
                 value,

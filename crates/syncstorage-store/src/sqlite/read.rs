@@ -160,6 +160,7 @@ pub fn bsos(
     user: UserId,
     collection_id: i64,
     query: &BsoQuery,
+    max_page_bytes: usize,
 ) -> Result<BsoPage, StoreError> {
     let sort_key = match query.sort {
         Sort::Newest | Sort::Oldest => "modified".to_owned(),
@@ -240,7 +241,7 @@ pub fn bsos(
     }
 
     let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-    let mut rows = stmt
+    let found = stmt
         .query_map(params_from_iter(args), |row| {
             Ok((
                 Bso {
@@ -252,16 +253,30 @@ pub fn bsos(
                 row.get::<_, i64>(4)?,
             ))
         })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(backend)?;
-    let mut next = None;
-    if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        next = rows.last().map(|(bso, key)| Cursor::After {
-            key: *key,
-            id: bso.id.clone(),
-        });
+    // A page ends at `limit` records or, whichever comes first, once it holds
+    // `max_page_bytes` of payload, so one request never holds gigabytes in memory (10,000
+    // records of 2.5 MB would be 25 GB). The cursor lets the client fetch the rest.
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    let mut more = false;
+    for row in found {
+        let row = row.map_err(backend)?;
+        if rows.len() as i64 >= limit || (bytes >= max_page_bytes && !rows.is_empty()) {
+            more = true;
+            break;
+        }
+        bytes += row.0.payload.len();
+        rows.push(row);
     }
+    let next = more
+        .then(|| {
+            rows.last().map(|(bso, key)| Cursor::After {
+                key: *key,
+                id: bso.id.clone(),
+            })
+        })
+        .flatten();
     Ok(BsoPage {
         items: rows.into_iter().map(|(bso, _)| bso).collect(),
         next,

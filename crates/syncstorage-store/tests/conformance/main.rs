@@ -605,3 +605,45 @@ async fn concurrent_writes_fail_or_succeed_on_their_own() {
         }
     }
 }
+
+#[tokio::test]
+async fn pages_end_early_when_they_hold_too_many_bytes() {
+    let b = sqlite_with(SqliteOptions {
+        max_page_bytes: 2500,
+        ..SqliteOptions::default()
+    });
+    let records: Vec<_> = (0..10)
+        .map(|i| set(&format!("r{i}"), &"x".repeat(1000)))
+        .collect();
+    b.store
+        .put_bsos(write(1, "c", records), false)
+        .await
+        .unwrap();
+    let mut seen = 0;
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let query = BsoQuery {
+            cursor,
+            ..listing(Sort::Oldest, 100)
+        };
+        let page = b
+            .store
+            .get_bsos(1, "c", query, Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert!(
+            page.items.len() <= 3,
+            "a page passed the byte budget: {}",
+            page.items.len()
+        );
+        seen += page.items.len();
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (10, 4));
+}
