@@ -84,6 +84,7 @@ pub fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                     config::Durability::Normal => Durability::Normal,
                 },
                 batch_lifetime: Duration::from_secs(settings.storage.batch_lifetime_secs),
+                ..SqliteOptions::default()
             };
             Ok(Arc::new(SqliteStore::open(&path, options)?))
         }

@@ -288,3 +288,38 @@ async fn node_admin_commands() {
     );
     assert!(!out.status.success());
 }
+
+/// A token server that trusts the identity provider of another process only through its
+/// published JWKS URL, exactly as it would trust Mozilla Accounts.
+#[tokio::test]
+async fn an_issuer_is_trusted_through_its_jwks_url() {
+    let idp_dir = tempfile::tempdir().unwrap();
+    let ts_dir = tempfile::tempdir().unwrap();
+    let idp = Node::start_in(idp_dir.path(), &["--services", "identity"], &[SECRET]).await;
+    let config = ts_dir.path().join("tokenserver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tokenserver]\ntrust_local_identity = false\n\n[[tokenserver.issuers]]\nissuer = \"syncstack-local\"\naudience = \"syncstack\"\njwks_url = \"{}/identity/jwks.json\"\n",
+            idp.url
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let tokens = Node::start_in(ts_dir.path(), &["--config", &config_arg], &[SECRET]).await;
+    syncstack(idp_dir.path(), &["accounts", "add", "frank"]);
+    let bearer = access_token(idp_dir.path(), "frank");
+    let (status, token) = tokens.token_for(&bearer, "1-qqo").await;
+    assert_eq!(status, 200, "{token}");
+    // The token server's own (untrusted) identity provider key does not work.
+    syncstack(ts_dir.path(), &["accounts", "add", "mallory"]);
+    let (status, body) = tokens
+        .token_for(&access_token(ts_dir.path(), "mallory"), "1-qqo")
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (401, Some("invalid-credentials"))
+    );
+    tokens.stop().await;
+    idp.stop().await;
+}
