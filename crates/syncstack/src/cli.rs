@@ -76,8 +76,44 @@ pub enum Command {
     },
     /// A Sync client: log in, read and write your synced data.
     Client(ClientArgs),
+    /// Pair a new device by a short code (Easy Setup): `offer` on a logged-in device,
+    /// `accept CODE` on the new one.
+    Pair(PairArgs),
     /// Print the commented reference configuration.
     DefaultConfig,
+}
+
+/// `syncstack pair ...`
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// The client login (read by `offer`, written by `accept`). Default
+    /// ~/.config/syncstack/client.json.
+    #[arg(long, global = true)]
+    pub profile: Option<PathBuf>,
+    /// The syncstack server whose pairing relay to use. `offer` defaults to the login's
+    /// server; `accept` needs it.
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// Seconds to wait for the other device.
+    #[arg(long, global = true, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Milliseconds between polls of the relay.
+    #[arg(long, global = true, default_value_t = 1000, hide = true)]
+    pub poll_ms: u64,
+    #[command(subcommand)]
+    pub command: PairCommand,
+}
+
+/// The pairing commands.
+#[derive(Debug, Subcommand)]
+pub enum PairCommand {
+    /// On a logged-in device: show a code, wait for the new device, send it the login.
+    Offer,
+    /// On the new device: receive the login offered under CODE and save it.
+    Accept {
+        /// The code the other device shows (12 characters, dashes optional).
+        code: String,
+    },
 }
 
 /// `syncstack client ...`

@@ -28,6 +28,8 @@ pub enum Service {
     Tokenserver,
     /// The built-in identity provider (`/identity/...`).
     Identity,
+    /// The Easy Setup pairing relay (`/easysetup/...`).
+    Easysetup,
 }
 
 /// Log line format.
@@ -77,6 +79,8 @@ pub struct Settings {
     pub tokenserver: TokenServerConfig,
     /// Built-in identity provider settings.
     pub identity: IdentityConfig,
+    /// Easy Setup pairing relay settings.
+    pub easysetup: easysetup::channel::ChannelSettings,
 }
 
 /// Settings of the token server.
@@ -189,11 +193,17 @@ impl Default for Settings {
             public_url: None,
             master_secret: None,
             metrics_listen: None,
-            services: vec![Service::Storage, Service::Tokenserver, Service::Identity],
+            services: vec![
+                Service::Storage,
+                Service::Tokenserver,
+                Service::Identity,
+                Service::Easysetup,
+            ],
             log_format: LogFormat::Text,
             storage: StorageSettings::default(),
             tokenserver: TokenServerConfig::default(),
             identity: IdentityConfig::default(),
+            easysetup: easysetup::channel::ChannelSettings::default(),
         }
     }
 }
@@ -232,6 +242,7 @@ impl std::fmt::Debug for Settings {
             .field("storage", &self.storage)
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
+            .field("easysetup", &self.easysetup)
             .finish()
     }
 }
@@ -295,6 +306,7 @@ const SETTING_KEYS: &[&str] = &[
     "storage",
     "tokenserver",
     "identity",
+    "easysetup",
 ];
 
 impl Settings {

@@ -78,6 +78,7 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
             commands::purge::run(&settings, grace_secs, limit).await
         }
         Command::Client(args) => commands::client::run(args).await,
+        Command::Pair(args) => commands::pair::run(args).await,
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

@@ -131,6 +131,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             app = app.merge(tokenserver::ops_router(state));
         }
     }
+    if runs(Service::Easysetup) {
+        let relay = easysetup::channel::ChannelServer::new(settings.easysetup.clone());
+        app = app.merge(easysetup::channel::router(relay));
+    }
     let app = app
         .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)));
 
@@ -160,7 +164,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
     });
-    axum::serve(listener, app)
+    // The pairing relay limits requests per client address, which needs the peer address.
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(wait_for(stop_rx))
         .await?;
     for task in background {
@@ -203,6 +209,11 @@ fn announce(
             } else {
                 ""
             }
+        );
+    }
+    if settings.services.contains(&Service::Easysetup) {
+        tracing::info!(
+            "pairing relay: `syncstack pair offer` on a logged-in device, `syncstack pair accept CODE --server {node_url}` on a new one"
         );
     }
     if settings.services.contains(&Service::Storage) {

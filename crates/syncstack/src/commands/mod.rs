@@ -4,5 +4,6 @@
 pub mod accounts;
 pub mod client;
 pub mod nodes;
+pub mod pair;
 pub mod purge;
 pub mod token;

@@ -5,6 +5,7 @@
 //! "ready" log line (JSON logs), never for a fixed time.
 
 mod client;
+mod pair;
 mod process;
 mod tokenserver;
 

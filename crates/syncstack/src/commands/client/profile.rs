@@ -89,6 +89,14 @@ impl Profile {
         Ok(())
     }
 
+    /// The base URL of the server the token server runs on (where the pairing relay is too).
+    pub fn server_base_url(&self) -> String {
+        self.token_server
+            .trim_end_matches('/')
+            .trim_end_matches("/1.0/sync/1.5")
+            .to_owned()
+    }
+
     /// kB as bytes.
     pub fn kb_bytes(&self) -> anyhow::Result<Vec<u8>> {
         let kb = hex::decode(self.kb.trim()).context("kB is not hex")?;
