@@ -1,0 +1,189 @@
+//! Request bodies: `{"data": {...}, "permissions": {...}}`, read within the size limit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use settings_store::Permissions;
+
+use crate::error::{Errno, KintoError};
+
+/// The permission names an object may carry.
+const PERMISSION_NAMES: [&str; 7] = [
+    "read",
+    "write",
+    "bucket:create",
+    "collection:create",
+    "group:create",
+    "record:create",
+    "account:create",
+];
+
+/// How a PATCH body is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// Kinto's default: top-level fields replaced.
+    Shallow,
+    /// RFC 7396 JSON merge patch.
+    MergePatch,
+}
+
+/// A parsed object body.
+#[derive(Debug, Default)]
+pub struct ObjectBody {
+    /// `data`, if given.
+    pub data: Option<Map<String, Value>>,
+    /// `permissions`, if given.
+    pub permissions: Option<Permissions>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBody {
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    permissions: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Parses a body (an empty body is an empty object body).
+pub fn parse(headers: &HeaderMap, bytes: &Bytes) -> Result<ObjectBody, KintoError> {
+    if bytes.is_empty() {
+        return Ok(ObjectBody::default());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !matches!(
+        media,
+        "application/json" | "application/merge-patch+json" | ""
+    ) {
+        return Err(KintoError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Errno::InvalidParameter,
+            format!("Content-Type {media:?} is not supported"),
+        ));
+    }
+    let raw: RawBody = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            KintoError::invalid_data("body", e.to_string())
+        } else {
+            KintoError::new(
+                StatusCode::BAD_REQUEST,
+                Errno::InvalidJson,
+                format!("Invalid JSON: {e}"),
+            )
+        }
+    })?;
+    let data = match raw.data {
+        None => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => return Err(KintoError::invalid_data("data", "must be an object")),
+    };
+    let permissions = match raw.permissions {
+        None => None,
+        Some(given) => {
+            let mut permissions = Permissions::new();
+            for (name, principals) in given {
+                if !PERMISSION_NAMES.contains(&name.as_str()) {
+                    return Err(KintoError::invalid_data(
+                        &format!("permissions.{name}"),
+                        "unknown permission",
+                    ));
+                }
+                permissions.insert(name, principals.into_iter().collect::<BTreeSet<_>>());
+            }
+            Some(permissions)
+        }
+    };
+    Ok(ObjectBody { data, permissions })
+}
+
+/// The PATCH flavour named by the Content-Type.
+pub fn patch_kind(headers: &HeaderMap) -> PatchKind {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/merge-patch+json") {
+        PatchKind::MergePatch
+    } else {
+        PatchKind::Shallow
+    }
+}
+
+/// Applies a PATCH to stored fields.
+pub fn apply_patch(current: &mut Map<String, Value>, patch: Map<String, Value>, kind: PatchKind) {
+    for (key, value) in patch {
+        if key == "id" || key == "last_modified" {
+            continue;
+        }
+        match (kind, value) {
+            (PatchKind::MergePatch, Value::Null) => {
+                current.remove(&key);
+            }
+            (PatchKind::MergePatch, Value::Object(inner)) => {
+                let slot = current
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(existing) = slot {
+                    apply_patch(existing, inner, PatchKind::MergePatch);
+                }
+            }
+            (_, value) => {
+                current.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn patches() {
+        let mut shallow = map(json!({"a": {"x": 1, "y": 2}, "b": 1}));
+        apply_patch(
+            &mut shallow,
+            map(json!({"a": {"x": 5}, "b": null})),
+            PatchKind::Shallow,
+        );
+        assert_eq!(Value::Object(shallow), json!({"a": {"x": 5}, "b": null}));
+        let mut merge = map(json!({"a": {"x": 1, "y": 2}, "b": 1}));
+        apply_patch(
+            &mut merge,
+            map(json!({"a": {"x": 5}, "b": null})),
+            PatchKind::MergePatch,
+        );
+        assert_eq!(Value::Object(merge), json!({"a": {"x": 5, "y": 2}}));
+    }
+
+    #[test]
+    fn parses_bodies() {
+        let headers = HeaderMap::new();
+        let body = parse(
+            &headers,
+            &Bytes::from(r#"{"data": {"a": 1}, "permissions": {"read": ["system.Everyone"]}}"#),
+        )
+        .unwrap();
+        assert_eq!(body.data.unwrap()["a"], 1);
+        assert!(body.permissions.unwrap()["read"].contains("system.Everyone"));
+        assert!(parse(&headers, &Bytes::from("{nope")).is_err());
+        assert!(parse(&headers, &Bytes::from(r#"{"data": 5}"#)).is_err());
+        assert!(parse(&headers, &Bytes::from(r#"{"permissions": {"delete": []}}"#)).is_err());
+        assert!(parse(&headers, &Bytes::from(r#"{"other": 1}"#)).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The Remote Settings server: a Kinto-compatible HTTP API over a `SettingsStore`.
+//!
+//! Request flow: [`router`] matches the route; [`handlers`] parse the path into a
+//! [`resource::Resource`], authenticate the caller ([`auth`]), check Kinto's permission rules
+//! ([`access`]), and make the store call; lists go through [`query`] (filters, sorting,
+//! pagination). [`error::KintoError`] is the one place a failure becomes Kinto's error body.
+//!
+//! **Invariant:** the store knows nothing of HTTP or of what permissions mean; nothing here
+//! knows which database holds the objects.
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod auth;
+mod body;
+pub mod error;
+mod handlers;
+pub mod query;
+pub mod resource;
+mod root;
+mod router;
+pub mod settings;
+pub mod state;
+
+pub use router::router;
+pub use settings::KintoSettings;
+pub use state::SettingsState;

@@ -1,0 +1,58 @@
+//! The Remote Settings server's route table.
+
+use axum::Router;
+use axum::routing::{any, get, post};
+
+use crate::handlers::{
+    delete_list, delete_object, get_list, get_object, head_list, patch_object, post_list,
+    put_object,
+};
+use crate::root::{flush, heartbeat, hello, lbheartbeat, redirect_to_v1, version};
+use crate::state::SettingsState;
+
+/// The Kinto-compatible API under `/v1`, and redirects to it from the same paths without
+/// the prefix.
+pub fn router(state: SettingsState) -> Router {
+    let list = || {
+        get(get_list)
+            .head(head_list)
+            .post(post_list)
+            .delete(delete_list)
+    };
+    let object = || {
+        get(get_object)
+            .put(put_object)
+            .patch(patch_object)
+            .delete(delete_object)
+    };
+    Router::new()
+        .route("/v1/", get(hello))
+        .route("/v1", get(hello))
+        .route("/v1/__heartbeat__", get(heartbeat))
+        .route("/v1/__lbheartbeat__", get(lbheartbeat))
+        .route("/v1/__version__", get(version))
+        .route("/v1/__flush__", post(flush))
+        .route("/v1/buckets", list())
+        .route("/v1/buckets/{bucket}", object())
+        .route("/v1/buckets/{bucket}/collections", list())
+        .route("/v1/buckets/{bucket}/collections/{collection}", object())
+        .route("/v1/buckets/{bucket}/groups", list())
+        .route("/v1/buckets/{bucket}/groups/{group}", object())
+        .route(
+            "/v1/buckets/{bucket}/collections/{collection}/records",
+            list(),
+        )
+        .route(
+            "/v1/buckets/{bucket}/collections/{collection}/records/{record}",
+            object(),
+        )
+        .route("/v1/accounts", list())
+        .route("/v1/accounts/{account}", object())
+        .route("/buckets", any(redirect_to_v1))
+        .route("/buckets/{*rest}", any(redirect_to_v1))
+        .route("/accounts", any(redirect_to_v1))
+        .route("/accounts/{*rest}", any(redirect_to_v1))
+        .route("/batch", any(redirect_to_v1))
+        .route("/permissions", any(redirect_to_v1))
+        .with_state(state)
+}

@@ -1,0 +1,47 @@
+//! The server's settings, under Kinto's names so a Kinto operator's configuration carries
+//! over (`paginate_by`, `bucket_create_principals`, ...).
+
+use serde::{Deserialize, Serialize};
+
+/// Kinto-compatible settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KintoSettings {
+    /// Page size of list endpoints (`Next-Page` beyond it); none = `storage_max_fetch_size`.
+    pub paginate_by: Option<usize>,
+    /// Most objects a list returns in one page, whatever `paginate_by` or `_limit` say.
+    pub storage_max_fetch_size: usize,
+    /// Serve `POST /v1/__flush__`, which deletes everything (tests only).
+    pub flush_endpoint_enabled: bool,
+    /// Who may create an account.
+    pub account_create_principals: Vec<String>,
+    /// Who may read and change every account (administrators).
+    pub account_write_principals: Vec<String>,
+    /// Who may create buckets.
+    pub bucket_create_principals: Vec<String>,
+    /// Serve `GET /v1/permissions`.
+    pub experimental_permissions_endpoint: bool,
+    /// Most requests in one `POST /v1/batch`.
+    pub batch_max_requests: usize,
+    /// Refuse every write.
+    pub readonly: bool,
+    /// Largest request body, in bytes (refused with 413 before it is read).
+    pub max_request_bytes: usize,
+}
+
+impl Default for KintoSettings {
+    fn default() -> Self {
+        KintoSettings {
+            paginate_by: None,
+            storage_max_fetch_size: 10_000,
+            flush_endpoint_enabled: false,
+            account_create_principals: vec!["system.Everyone".into()],
+            account_write_principals: Vec::new(),
+            bucket_create_principals: vec!["system.Authenticated".into()],
+            experimental_permissions_endpoint: false,
+            batch_max_requests: 25,
+            readonly: false,
+            max_request_bytes: 1024 * 1024,
+        }
+    }
+}

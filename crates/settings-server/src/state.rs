@@ -1,0 +1,30 @@
+//! What every request shares.
+
+use std::sync::Arc;
+
+use settings_store::SettingsStore;
+
+use crate::auth::AuthCache;
+use crate::settings::KintoSettings;
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct SettingsState {
+    /// Objects and permissions.
+    pub store: Arc<dyn SettingsStore>,
+    /// Kinto settings.
+    pub settings: Arc<KintoSettings>,
+    /// Recently verified credentials.
+    pub auth_cache: Arc<AuthCache>,
+}
+
+impl SettingsState {
+    /// State over `store` with `settings`.
+    pub fn new(store: Arc<dyn SettingsStore>, settings: KintoSettings) -> Self {
+        SettingsState {
+            store,
+            settings: Arc::new(settings),
+            auth_cache: Arc::new(AuthCache::default()),
+        }
+    }
+}

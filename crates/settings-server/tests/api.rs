@@ -1,0 +1,639 @@
+//! The Kinto-compatible API over a real socket.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use settings_server::{KintoSettings, SettingsState};
+use settings_store::sqlite::SqliteSettingsStore;
+
+struct Server {
+    url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Server {
+    async fn start() -> Server {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut KintoSettings)) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteSettingsStore::open(&dir.path().join("settings.db"), true).unwrap();
+        let mut settings = KintoSettings {
+            flush_endpoint_enabled: true,
+            ..KintoSettings::default()
+        };
+        configure(&mut settings);
+        let state = SettingsState::new(Arc::new(store), settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, settings_server::router(state)).await });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Server {
+            url,
+            http,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(user) = user {
+            request = request.basic_auth(user, Some(format!("{user}-password")));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, user: Option<&str>) -> Reply {
+        self.call(Method::GET, path, user, None, &[]).await
+    }
+
+    async fn put(&self, path: &str, user: Option<&str>, body: Value) -> Reply {
+        self.call(Method::PUT, path, user, Some(body), &[]).await
+    }
+
+    /// Creates an account `name` (password `<name>-password`).
+    async fn account(&self, name: &str) {
+        let reply = self
+            .put(
+                &format!("/v1/accounts/{name}"),
+                None,
+                json!({"data": {"password": format!("{name}-password")}}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+}
+
+impl Reply {
+    #[track_caller]
+    fn assert_error(&self, status: u16, errno: u64) {
+        assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
+        assert_eq!(self.body["code"], status);
+        assert_eq!(self.body["errno"], errno, "{:?}", self.body);
+        assert!(self.body["error"].is_string() && self.body["message"].is_string());
+    }
+
+    fn etag(&self) -> i64 {
+        self.headers["etag"]
+            .to_str()
+            .unwrap()
+            .trim_matches('"')
+            .parse()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn root_endpoint_and_redirect() {
+    let server = Server::start().await;
+    let hello = server.get("/v1/", None).await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.body["http_api_version"], "1.23");
+    assert!(hello.body["capabilities"]["accounts"].is_object());
+    assert!(hello.body.get("user").is_none());
+    server.account("alice").await;
+    let hello = server.get("/v1/", Some("alice")).await;
+    assert_eq!(hello.body["user"]["id"], "account:alice");
+    let redirect = server.get("/buckets?x=1", None).await;
+    assert_eq!(redirect.status, 307);
+    assert_eq!(redirect.headers["location"], "/v1/buckets?x=1");
+    assert_eq!(server.get("/v1/__heartbeat__", None).await.status, 200);
+    assert_eq!(server.get("/v1/__lbheartbeat__", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn accounts_and_authentication() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    let me = server.get("/v1/accounts/alice", Some("alice")).await;
+    assert_eq!(me.status, 200);
+    assert!(
+        me.body["data"].get("password").is_none(),
+        "the hash is never shown"
+    );
+    let wrong = server
+        .http
+        .get(format!("{}/v1/accounts/alice", server.url))
+        .basic_auth("alice", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["errno"], 105);
+    server.account("bob").await;
+    server
+        .get("/v1/accounts/alice", Some("bob"))
+        .await
+        .assert_error(403, 121);
+    let missing_password = server
+        .put("/v1/accounts/carol", None, json!({"data": {}}))
+        .await;
+    missing_password.assert_error(400, 109);
+}
+
+#[tokio::test]
+async fn buckets_collections_records_and_permissions() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    server.account("bob").await;
+    server
+        .put("/v1/buckets/b", None, json!({}))
+        .await
+        .assert_error(403, 121);
+    let bucket = server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    assert_eq!(bucket.status, 201);
+    assert!(
+        bucket.body["permissions"]["write"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("account:alice"))
+    );
+    assert_eq!(
+        server
+            .put(
+                "/v1/buckets/b/collections/c",
+                Some("alice"),
+                json!({"data": {"x": 1}})
+            )
+            .await
+            .status,
+        201
+    );
+    let record = server
+        .put(
+            "/v1/buckets/b/collections/c/records/r1",
+            Some("alice"),
+            json!({"data": {"title": "one"}}),
+        )
+        .await;
+    assert_eq!(record.status, 201);
+    assert_eq!(record.body["data"]["title"], "one");
+    assert_eq!(record.body["data"]["id"], "r1");
+    // Bob can see nothing, and does not learn what exists.
+    server
+        .get("/v1/buckets/b/collections/c/records/r1", Some("bob"))
+        .await
+        .assert_error(403, 121);
+    server
+        .get("/v1/buckets/b/collections/c/records/nope", Some("bob"))
+        .await
+        .assert_error(403, 121);
+    server
+        .get("/v1/buckets/b/collections/c/records/nope", Some("alice"))
+        .await
+        .assert_error(404, 111);
+    // Share the collection for reading with everyone.
+    let shared = server
+        .call(
+            Method::PATCH,
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            Some(json!({"permissions": {"read": ["system.Everyone"]}})),
+            &[],
+        )
+        .await;
+    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    assert_eq!(
+        server
+            .get("/v1/buckets/b/collections/c/records/r1", None)
+            .await
+            .status,
+        200
+    );
+    server
+        .put(
+            "/v1/buckets/b/collections/c/records/r2",
+            Some("bob"),
+            json!({}),
+        )
+        .await
+        .assert_error(403, 121);
+    // record:create lets bob add records but not change alice's.
+    server
+        .call(
+            Method::PATCH,
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            Some(json!({"permissions": {"record:create": ["account:bob"]}})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        server
+            .put(
+                "/v1/buckets/b/collections/c/records/r2",
+                Some("bob"),
+                json!({"data": {}})
+            )
+            .await
+            .status,
+        201
+    );
+    server
+        .put(
+            "/v1/buckets/b/collections/c/records/r1",
+            Some("bob"),
+            json!({"data": {}}),
+        )
+        .await
+        .assert_error(403, 121);
+    // A parent that does not exist.
+    server
+        .put(
+            "/v1/buckets/b/collections/missing/records/r",
+            Some("alice"),
+            json!({}),
+        )
+        .await
+        .assert_error(404, 111);
+}
+
+#[tokio::test]
+async fn post_patch_delete_and_tombstones() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    server
+        .put("/v1/buckets/b/collections/c", Some("alice"), json!({}))
+        .await;
+    let path = "/v1/buckets/b/collections/c/records";
+    let created = server
+        .call(
+            Method::POST,
+            path,
+            Some("alice"),
+            Some(json!({"data": {"n": 1}})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.body["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36);
+    let again = server
+        .call(
+            Method::POST,
+            path,
+            Some("alice"),
+            Some(json!({"data": {"id": id, "n": 2}})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (again.status.as_u16(), &again.body["data"]["n"]),
+        (200, &json!(1)),
+        "POST of an existing id answers it"
+    );
+    let object = format!("{path}/{id}");
+    let patched = server
+        .call(
+            Method::PATCH,
+            &object,
+            Some("alice"),
+            Some(json!({"data": {"extra": {"a": 1, "b": 2}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        patched.body["data"],
+        json!({"id": id, "last_modified": patched.body["data"]["last_modified"], "n": 1, "extra": {"a": 1, "b": 2}})
+    );
+    let merged = server
+        .call(
+            Method::PATCH,
+            &object,
+            Some("alice"),
+            Some(json!({"data": {"extra": {"a": null}}})),
+            &[("content-type", "application/merge-patch+json")],
+        )
+        .await;
+    assert_eq!(merged.body["data"]["extra"], json!({"b": 2}));
+    let before_delete = server.get(path, Some("alice")).await.etag();
+    let deleted = server
+        .call(Method::DELETE, &object, Some("alice"), None, &[])
+        .await;
+    assert_eq!(deleted.body["data"]["deleted"], true);
+    server
+        .get(&object, Some("alice"))
+        .await
+        .assert_error(404, 111);
+    let since = server
+        .get(&format!("{path}?_since={before_delete}"), Some("alice"))
+        .await;
+    assert_eq!(
+        since.body["data"],
+        json!([{"id": id, "last_modified": deleted.body["data"]["last_modified"], "deleted": true}])
+    );
+    assert!(
+        server.get(path, Some("alice")).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn conditional_requests() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    let created = server
+        .put(
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            json!({"data": {"v": 1}}),
+        )
+        .await;
+    let ts = created.etag();
+    let quoted = format!("\"{ts}\"");
+    let unchanged = server
+        .call(
+            Method::GET,
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            None,
+            &[("if-none-match", &quoted)],
+        )
+        .await;
+    assert_eq!(unchanged.status, 304);
+    let stale = format!("\"{}\"", ts - 1);
+    let refused = server
+        .call(
+            Method::PUT,
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            Some(json!({"data": {"v": 2}})),
+            &[("if-match", &stale)],
+        )
+        .await;
+    refused.assert_error(412, 114);
+    assert_eq!(refused.body["details"]["existing"]["v"], 1);
+    let accepted = server
+        .call(
+            Method::PUT,
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            Some(json!({"data": {"v": 2}})),
+            &[("if-match", &quoted)],
+        )
+        .await;
+    assert_eq!(accepted.status, 200);
+    let exists = server
+        .call(
+            Method::PUT,
+            "/v1/buckets/b/collections/c",
+            Some("alice"),
+            Some(json!({})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    exists.assert_error(412, 114);
+}
+
+#[tokio::test]
+async fn lists_filter_sort_and_paginate() {
+    let server = Server::start_with(|s| s.paginate_by = Some(2)).await;
+    server.account("alice").await;
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    server
+        .put("/v1/buckets/b/collections/c", Some("alice"), json!({}))
+        .await;
+    for i in 0..5 {
+        server
+            .put(
+                &format!("/v1/buckets/b/collections/c/records/r{i}"),
+                Some("alice"),
+                json!({"data": {"n": i, "even": i % 2 == 0}}),
+            )
+            .await;
+    }
+    let path = "/v1/buckets/b/collections/c/records";
+    let first = server.get(&format!("{path}?_sort=n"), Some("alice")).await;
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 2);
+    let mut seen: Vec<Value> = first.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["n"].clone())
+        .collect();
+    let mut next = first
+        .headers
+        .get("next-page")
+        .map(|v| v.to_str().unwrap().to_owned());
+    while let Some(url) = next {
+        let page = server
+            .http
+            .get(&url)
+            .basic_auth("alice", Some("alice-password"))
+            .send()
+            .await
+            .unwrap();
+        let headers = page.headers().clone();
+        let body: Value = page.json().await.unwrap();
+        seen.extend(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["n"].clone()),
+        );
+        next = headers
+            .get("next-page")
+            .map(|v| v.to_str().unwrap().to_owned());
+    }
+    assert_eq!(seen, [json!(0), json!(1), json!(2), json!(3), json!(4)]);
+    let filtered = server
+        .get(
+            &format!("{path}?even=true&min_n=2&_sort=-n&_fields=n"),
+            Some("alice"),
+        )
+        .await;
+    let ns: Vec<Value> = filtered.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["n"].clone())
+        .collect();
+    assert_eq!(ns, [json!(4), json!(2)]);
+    assert!(filtered.body["data"][0].get("even").is_none());
+    let head = server
+        .call(
+            Method::HEAD,
+            &format!("{path}?even=false"),
+            Some("alice"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(head.headers["total-objects"], "2");
+    server
+        .get(&format!("{path}?_limit=x"), Some("alice"))
+        .await
+        .assert_error(400, 107);
+    let unchanged = server
+        .call(
+            Method::GET,
+            path,
+            Some("alice"),
+            None,
+            &[("if-none-match", &format!("\"{}\"", first.etag()))],
+        )
+        .await;
+    assert_eq!(unchanged.status, 304);
+}
+
+#[tokio::test]
+async fn bad_input_gets_kinto_errors() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    let not_json = server
+        .http
+        .put(format!("{}/v1/buckets/b", server.url))
+        .basic_auth("alice", Some("alice-password"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    assert_eq!(not_json.json::<Value>().await.unwrap()["errno"], 106);
+    server
+        .put("/v1/buckets/b", Some("alice"), json!({"data": []}))
+        .await
+        .assert_error(400, 109);
+    server
+        .put("/v1/buckets/b", Some("alice"), json!({"unknown": 1}))
+        .await
+        .assert_error(400, 109);
+    server
+        .put("/v1/buckets/-bad", Some("alice"), json!({}))
+        .await
+        .assert_error(404, 110);
+    server
+        .put(
+            "/v1/buckets/b",
+            Some("alice"),
+            json!({"permissions": {"delete": ["x"]}}),
+        )
+        .await
+        .assert_error(400, 109);
+    assert!(
+        server.get("/v1/buckets", Some("alice")).await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_bucket_deletes_everything_in_it() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    server
+        .put("/v1/buckets/b/collections/c", Some("alice"), json!({}))
+        .await;
+    server
+        .put(
+            "/v1/buckets/b/collections/c/records/r",
+            Some("alice"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        server
+            .call(Method::DELETE, "/v1/buckets/b", Some("alice"), None, &[])
+            .await
+            .status,
+        200
+    );
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    server
+        .get("/v1/buckets/b/collections/c", Some("alice"))
+        .await
+        .assert_error(404, 111);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_get_strictly_increasing_timestamps() {
+    let server = Arc::new(Server::start().await);
+    server.account("alice").await;
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    server
+        .put("/v1/buckets/b/collections/c", Some("alice"), json!({}))
+        .await;
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let reply = server
+                .put(
+                    &format!("/v1/buckets/b/collections/c/records/r{i}"),
+                    Some("alice"),
+                    json!({"data": {}}),
+                )
+                .await;
+            assert!(reply.status.is_success(), "{:?}", reply.body);
+            reply.body["data"]["last_modified"].as_i64().unwrap()
+        }));
+    }
+    let mut stamps = Vec::new();
+    for task in tasks {
+        stamps.push(task.await.unwrap());
+    }
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 30, "every write got its own timestamp");
+}
+
+#[tokio::test]
+async fn flush_only_when_enabled() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    assert_eq!(
+        server
+            .call(Method::POST, "/v1/__flush__", None, None, &[])
+            .await
+            .status,
+        202
+    );
+    let off = Server::start_with(|s| s.flush_endpoint_enabled = false).await;
+    off.call(Method::POST, "/v1/__flush__", None, None, &[])
+        .await
+        .assert_error(404, 111);
+}

@@ -1,0 +1,196 @@
+//! The Remote Settings server's data: Kinto's object tree and its permissions.
+//!
+//! Kinto stores every object the same way: a kind (bucket, group, collection, record,
+//! account), the URI of its parent (`""` for buckets and accounts, `/buckets/b` for a
+//! bucket's collections and groups, `/buckets/b/collections/c` for records), an id, a
+//! `last_modified` and a JSON object. Deleting leaves a tombstone with the deletion time.
+//! Permissions are sets of principals per permission name, attached to an object's URI.
+//!
+//! Timestamps are the store's job because they must strictly increase per parent list
+//! *across concurrent writers* (Kinto's `max(now, previous + 1)`): every write takes the
+//! next timestamp of its (kind, parent) list inside its own transaction.
+//!
+//! **Invariant:** nothing here names an HTTP type or knows what a permission means; the
+//! server decides who may do what.
+#![deny(missing_docs)]
+
+pub mod sqlite;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+/// The kinds of object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `/buckets/{id}`.
+    Bucket,
+    /// `/buckets/{b}/groups/{id}`.
+    Group,
+    /// `/buckets/{b}/collections/{id}`.
+    Collection,
+    /// `/buckets/{b}/collections/{c}/records/{id}`.
+    Record,
+    /// `/accounts/{id}`.
+    Account,
+}
+
+impl Kind {
+    /// The name stored in the database and used in URIs (`buckets`, `records`, ...).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Bucket => "buckets",
+            Kind::Group => "groups",
+            Kind::Collection => "collections",
+            Kind::Record => "records",
+            Kind::Account => "accounts",
+        }
+    }
+}
+
+/// A stored object, or the tombstone of a deleted one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// The object's id.
+    pub id: String,
+    /// When it was last written (ms; a revision number, strictly increasing per list).
+    pub last_modified: i64,
+    /// Its fields, without `id` and `last_modified` (empty for a tombstone).
+    pub data: Map<String, Value>,
+    /// Whether this is a tombstone.
+    pub deleted: bool,
+}
+
+impl Object {
+    /// The object as the API shows it: its fields plus `id`, `last_modified` (and `deleted`
+    /// for a tombstone, with no other field).
+    pub fn to_json(&self) -> Value {
+        let mut map = if self.deleted {
+            Map::new()
+        } else {
+            self.data.clone()
+        };
+        map.insert("id".into(), Value::String(self.id.clone()));
+        map.insert("last_modified".into(), Value::from(self.last_modified));
+        if self.deleted {
+            map.insert("deleted".into(), Value::Bool(true));
+        }
+        Value::Object(map)
+    }
+}
+
+/// Permission name → principals.
+pub type Permissions = BTreeMap<String, BTreeSet<String>>;
+
+/// A condition on the current object, checked inside the write's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// None.
+    #[default]
+    None,
+    /// `If-Match: "<ts>"`: the object exists with this `last_modified`.
+    IfMatch(i64),
+    /// `If-Match: *`: the object exists.
+    IfExists,
+    /// `If-None-Match: *`: the object does not exist.
+    IfAbsent,
+}
+
+/// A write of one object.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The kind.
+    pub kind: Kind,
+    /// The parent URI.
+    pub parent: String,
+    /// The id.
+    pub id: String,
+    /// The object's new fields (replacing the old ones entirely).
+    pub data: Map<String, Value>,
+    /// Permissions to store with it (replacing the old ones), if any.
+    pub permissions: Option<Permissions>,
+    /// The condition on the current object.
+    pub precondition: Precondition,
+    /// A `last_modified` the client asked for; used only if it is newer than the list's.
+    pub forced_timestamp: Option<i64>,
+}
+
+/// What can go wrong, for the server to map to Kinto's errors.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("object not found")]
+    NotFound,
+    /// The precondition failed; `existing` is the current object (if any).
+    #[error("precondition failed")]
+    PreconditionFailed {
+        /// The object as it is now.
+        existing: Option<Object>,
+    },
+    /// A concurrent write got in the way; retry.
+    #[error("conflicting concurrent write")]
+    Conflict,
+    /// The database failed (for the log, never for clients).
+    #[error("settings backend error: {0}")]
+    Backend(String),
+}
+
+/// Kinto's object tree and permissions, whichever database holds them.
+#[async_trait]
+pub trait SettingsStore: Send + Sync + 'static {
+    /// One live object (tombstones are not returned).
+    async fn get(&self, kind: Kind, parent: &str, id: &str) -> Result<Option<Object>, StoreError>;
+
+    /// Every object of a list, tombstones included when asked, in no particular order
+    /// (filters, sorting and pagination are the caller's).
+    async fn list(
+        &self,
+        kind: Kind,
+        parent: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<Object>, StoreError>;
+
+    /// The list's timestamp: the highest `last_modified` it ever had (objects and
+    /// tombstones), which does not go back when objects are deleted; 0 for a list never
+    /// written.
+    async fn timestamp(&self, kind: Kind, parent: &str) -> Result<i64, StoreError>;
+
+    /// Creates or replaces an object (and its permissions) at the list's next timestamp.
+    /// Returns the stored object and whether it was created.
+    async fn put(&self, write: Write) -> Result<(Object, bool), StoreError>;
+
+    /// Deletes an object, leaving a tombstone at the list's next timestamp, and removes its
+    /// permissions and everything under its URI (children, their tombstones, permissions).
+    async fn delete(
+        &self,
+        kind: Kind,
+        parent: &str,
+        id: &str,
+        precondition: Precondition,
+    ) -> Result<Object, StoreError>;
+
+    /// Deletes the given live objects of a list (all when `ids` is None) in one transaction,
+    /// each at its own new timestamp; returns the tombstones.
+    async fn delete_many(
+        &self,
+        kind: Kind,
+        parent: &str,
+        ids: Option<Vec<String>>,
+    ) -> Result<Vec<Object>, StoreError>;
+
+    /// The permissions stored on an object URI (e.g. `/buckets/b/collections/c`).
+    async fn permissions(&self, uri: &str) -> Result<Permissions, StoreError>;
+
+    /// Every (object URI, permission) whose principals include one of `principals`.
+    async fn permissions_of(
+        &self,
+        principals: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Deletes everything (the test-only flush endpoint).
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database answers.
+    async fn check(&self) -> Result<(), StoreError>;
+}
