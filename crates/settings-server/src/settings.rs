@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KintoSettings {
+    /// Where objects are stored (Kinto's `storage_url`); default
+    /// `sqlite:<data_dir>/settings.db`. Read by the binary, not by the server.
+    pub storage_url: Option<String>,
     /// Page size of list endpoints (`Next-Page` beyond it); none = `storage_max_fetch_size`.
     pub paginate_by: Option<usize>,
     /// Most objects a list returns in one page, whatever `paginate_by` or `_limit` say.
@@ -32,6 +35,7 @@ pub struct KintoSettings {
 impl Default for KintoSettings {
     fn default() -> Self {
         KintoSettings {
+            storage_url: None,
             paginate_by: None,
             storage_max_fetch_size: 10_000,
             flush_endpoint_enabled: false,

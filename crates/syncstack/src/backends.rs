@@ -109,6 +109,24 @@ pub fn open_token_store(settings: &Settings) -> anyhow::Result<Arc<dyn TokenStor
     }
 }
 
+/// Opens the Remote Settings database as configured.
+pub fn open_settings_store(
+    settings: &Settings,
+) -> anyhow::Result<Arc<dyn settings_store::SettingsStore>> {
+    let url = match &settings.settings.storage_url {
+        Some(url) => DatabaseUrl::parse(url)?,
+        None => DatabaseUrl::Sqlite {
+            path: settings.data_dir.join("settings.db"),
+            create: true,
+        },
+    };
+    match url {
+        DatabaseUrl::Sqlite { path, create } => Ok(Arc::new(
+            settings_store::sqlite::SqliteSettingsStore::open(&path, create)?,
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,8 @@ pub enum Service {
     Identity,
     /// The Easy Setup pairing relay (`/easysetup/...`).
     Easysetup,
+    /// The Remote Settings server (`/v1/...`).
+    Settings,
 }
 
 /// Log line format.
@@ -81,6 +83,8 @@ pub struct Settings {
     pub identity: IdentityConfig,
     /// Easy Setup pairing relay settings.
     pub easysetup: easysetup::channel::ChannelSettings,
+    /// Remote Settings server settings, under Kinto's names.
+    pub settings: settings_server::KintoSettings,
 }
 
 /// Settings of the token server.
@@ -198,12 +202,14 @@ impl Default for Settings {
                 Service::Tokenserver,
                 Service::Identity,
                 Service::Easysetup,
+                Service::Settings,
             ],
             log_format: LogFormat::Text,
             storage: StorageSettings::default(),
             tokenserver: TokenServerConfig::default(),
             identity: IdentityConfig::default(),
             easysetup: easysetup::channel::ChannelSettings::default(),
+            settings: settings_server::KintoSettings::default(),
         }
     }
 }
@@ -243,6 +249,7 @@ impl std::fmt::Debug for Settings {
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
             .field("easysetup", &self.easysetup)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -307,6 +314,7 @@ const SETTING_KEYS: &[&str] = &[
     "tokenserver",
     "identity",
     "easysetup",
+    "settings",
 ];
 
 impl Settings {
@@ -327,6 +335,12 @@ impl Settings {
                         SETTING_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
                     })
                     .split("__"),
+            )
+            // Kinto operators know `SYNCSTACK_SETTINGS_PAGINATE_BY` better than the nested form.
+            .merge(
+                Env::prefixed("SYNCSTACK_SETTINGS_")
+                    .filter(|key| !key.as_str().starts_with('_'))
+                    .map(|key| format!("settings.{}", key.as_str().to_ascii_lowercase()).into()),
             )
             .merge(Serialized::defaults(flags));
         figment
@@ -373,9 +387,15 @@ mod tests {
             jail.set_env("SYNCSTACK_SKIP_PYTHON", "1");
             jail.set_env("SYNCSTACK_STORAGE__LIMITS__MAX_POST_RECORDS", "7");
             jail.set_env("SYNCSTACK_LISTEN", "127.0.0.1:9");
+            jail.set_env("SYNCSTACK_SETTINGS_PAGINATE_BY", "25");
             let settings = Settings::load(None, FlagOverrides::default()).unwrap();
             assert_eq!(settings.storage.limits.max_post_records, 7);
             assert_eq!(settings.listen.port(), 9);
+            assert_eq!(
+                settings.settings.paginate_by,
+                Some(25),
+                "Kinto-style setting variables"
+            );
             let flags = FlagOverrides {
                 listen: Some("127.0.0.1:10".parse().unwrap()),
                 ..Default::default()

@@ -131,6 +131,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             app = app.merge(tokenserver::ops_router(state));
         }
     }
+    if runs(Service::Settings) {
+        let store = crate::backends::open_settings_store(&settings)?;
+        let state = settings_server::SettingsState::new(store, settings.settings.clone());
+        app = app.merge(settings_server::router(state));
+    }
     if runs(Service::Easysetup) {
         let relay = easysetup::channel::ChannelServer::new(settings.easysetup.clone());
         app = app.merge(easysetup::channel::router(relay));

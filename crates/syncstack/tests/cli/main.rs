@@ -7,6 +7,7 @@
 mod client;
 mod pair;
 mod process;
+mod settings;
 mod tokenserver;
 
 use std::os::unix::fs::PermissionsExt;
