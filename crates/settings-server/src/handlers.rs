@@ -58,7 +58,7 @@ fn etag(ts: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{ts}\"")).expect("a quoted number is a header value")
 }
 
-fn http_date(ms: i64) -> Option<HeaderValue> {
+pub(crate) fn http_date(ms: i64) -> Option<HeaderValue> {
     let seconds = (ms / 1000).max(0) as u64;
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
     HeaderValue::from_str(&httpdate(time)).ok()
@@ -311,6 +311,17 @@ async fn store_object(
         }
     }
     let forced = data.get("last_modified").and_then(Value::as_i64);
+    // A forced timestamp in the far future would pin the list there for good.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    if forced.is_some_and(|ts| ts > now_ms + 86_400_000) {
+        return Err(KintoError::invalid_data(
+            "data.last_modified",
+            "must not be more than a day in the future",
+        ));
+    }
     data.remove("id");
     data.remove("last_modified");
     let mut permissions = match permissions {

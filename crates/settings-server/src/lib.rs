@@ -12,6 +12,7 @@
 pub mod access;
 pub mod auth;
 mod body;
+pub mod changes;
 pub mod error;
 mod handlers;
 pub mod query;

@@ -1,8 +1,13 @@
 //! The Remote Settings server's route table.
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
 use axum::routing::{any, get, post};
 
+use crate::changes::{collection_changeset, monitor_changeset, monitor_records};
 use crate::handlers::{
     delete_list, delete_object, get_list, get_object, head_list, patch_object, post_list,
     put_object,
@@ -32,6 +37,18 @@ pub fn router(state: SettingsState) -> Router {
         .route("/v1/__lbheartbeat__", get(lbheartbeat))
         .route("/v1/__version__", get(version))
         .route("/v1/__flush__", post(flush))
+        .route(
+            "/v1/buckets/monitor/collections/changes/changeset",
+            get(monitor_changeset),
+        )
+        .route(
+            "/v1/buckets/monitor/collections/changes/records",
+            get(monitor_records),
+        )
+        .route(
+            "/v1/buckets/{bucket}/collections/{collection}/changeset",
+            get(collection_changeset),
+        )
         .route("/v1/buckets", list())
         .route("/v1/buckets/{bucket}", object())
         .route("/v1/buckets/{bucket}/collections", list())
@@ -54,5 +71,23 @@ pub fn router(state: SettingsState) -> Router {
         .route("/accounts/{*rest}", any(redirect_to_v1))
         .route("/batch", any(redirect_to_v1))
         .route("/permissions", any(redirect_to_v1))
+        .layer(from_fn_with_state(state.clone(), invalidate_after_writes))
         .with_state(state)
+}
+
+/// Every successful write makes the cached read bodies stale: one place sees them all.
+async fn invalidate_after_writes(
+    State(state): State<SettingsState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let writes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if writes && response.status().is_success() {
+        state.changes.invalidate();
+    }
+    response
 }

@@ -30,6 +30,12 @@ pub struct KintoSettings {
     pub readonly: bool,
     /// Largest request body, in bytes (refused with 413 before it is read).
     pub max_request_bytes: usize,
+    /// `Cache-Control: max-age` of `monitor/changes` and changesets asked with
+    /// `_expected=0` (or a `9999…` cache-bust): their content may change at any write.
+    pub record_cache_minimum_expires_seconds: u64,
+    /// `Cache-Control: max-age` of those asked with a real `_expected` timestamp, whose
+    /// content never changes.
+    pub record_cache_maximum_expires_seconds: u64,
 }
 
 impl Default for KintoSettings {
@@ -46,6 +52,8 @@ impl Default for KintoSettings {
             batch_max_requests: 25,
             readonly: false,
             max_request_bytes: 1024 * 1024,
+            record_cache_minimum_expires_seconds: 60,
+            record_cache_maximum_expires_seconds: 3600,
         }
     }
 }

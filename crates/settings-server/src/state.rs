@@ -5,6 +5,7 @@ use std::sync::Arc;
 use settings_store::SettingsStore;
 
 use crate::auth::AuthCache;
+use crate::changes::ChangesCache;
 use crate::settings::KintoSettings;
 
 /// Shared state of the server.
@@ -16,6 +17,8 @@ pub struct SettingsState {
     pub settings: Arc<KintoSettings>,
     /// Recently verified credentials.
     pub auth_cache: Arc<AuthCache>,
+    /// Cached bodies of the read endpoints, invalidated by every write.
+    pub changes: Arc<ChangesCache>,
 }
 
 impl SettingsState {
@@ -25,6 +28,7 @@ impl SettingsState {
             store,
             settings: Arc::new(settings),
             auth_cache: Arc::new(AuthCache::default()),
+            changes: Arc::new(ChangesCache::default()),
         }
     }
 }

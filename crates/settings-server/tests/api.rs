@@ -637,3 +637,189 @@ async fn flush_only_when_enabled() {
         .await
         .assert_error(404, 111);
 }
+
+/// A bucket `main` with a publicly readable collection `cfr` holding records r0..r{n}.
+async fn published(server: &Server, n: usize) -> Vec<i64> {
+    server.account("editor").await;
+    server
+        .put("/v1/buckets/main", Some("editor"), json!({}))
+        .await;
+    server
+        .put(
+            "/v1/buckets/main/collections/cfr",
+            Some("editor"),
+            json!({"permissions": {"read": ["system.Everyone"]}}),
+        )
+        .await;
+    let mut stamps = Vec::new();
+    for i in 0..n {
+        let reply = server
+            .put(
+                &format!("/v1/buckets/main/collections/cfr/records/r{i}"),
+                Some("editor"),
+                json!({"data": {"n": i}}),
+            )
+            .await;
+        stamps.push(reply.body["data"]["last_modified"].as_i64().unwrap());
+    }
+    stamps
+}
+
+#[tokio::test]
+async fn monitor_changes_lists_collections_by_records_timestamp() {
+    let server = Server::start().await;
+    let stamps = published(&server, 3).await;
+    server
+        .put(
+            "/v1/buckets/main/collections/empty",
+            Some("editor"),
+            json!({}),
+        )
+        .await;
+    let path = "/v1/buckets/monitor/collections/changes/changeset?_expected=0";
+    let monitor = server.get(path, None).await;
+    assert_eq!(monitor.status, 200);
+    assert_eq!(monitor.body["metadata"]["bucket"], "monitor");
+    assert_eq!(monitor.body["timestamp"], stamps[2]);
+    let first = &monitor.body["changes"][0];
+    assert_eq!(
+        (first["bucket"].as_str(), first["collection"].as_str()),
+        (Some("main"), Some("cfr"))
+    );
+    assert_eq!(first["last_modified"], stamps[2]);
+    assert_eq!(monitor.headers["cache-control"], "max-age=60");
+    let long = server
+        .get(
+            &format!(
+                "/v1/buckets/monitor/collections/changes/changeset?_expected={}",
+                stamps[2]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(long.headers["cache-control"], "max-age=3600");
+    let since = server
+        .get(&format!("{path}&_since={}", stamps[2]), None)
+        .await;
+    assert!(
+        since.body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["collection"] != "cfr")
+    );
+
+    // The cached body is dropped by a write.
+    let newer = server
+        .put(
+            "/v1/buckets/main/collections/cfr/records/new",
+            Some("editor"),
+            json!({"data": {}}),
+        )
+        .await;
+    let after = server.get(path, None).await;
+    assert_eq!(after.body["timestamp"], newer.body["data"]["last_modified"]);
+}
+
+#[tokio::test]
+async fn monitor_changes_guards_as_the_reference() {
+    let server = Server::start().await;
+    published(&server, 1).await;
+    let base = "/v1/buckets/monitor/collections/changes/changeset";
+    let quoted = server
+        .get(&format!("{base}?_expected=%22123%22"), None)
+        .await;
+    assert_eq!(quoted.status, 307);
+    assert!(
+        quoted.headers["location"]
+            .to_str()
+            .unwrap()
+            .contains("_expected=123")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let behind = server
+        .get(&format!("{base}?_expected=5&_since={now}"), None)
+        .await;
+    assert_eq!(behind.status, 204);
+    let old = server
+        .get(&format!("{base}?_expected=0&_since=1000"), None)
+        .await;
+    assert_eq!(old.status, 307);
+    assert!(!old.headers["location"].to_str().unwrap().contains("_since"));
+}
+
+#[tokio::test]
+async fn collection_changesets() {
+    let server = Server::start().await;
+    let stamps = published(&server, 3).await;
+    let base = "/v1/buckets/main/collections/cfr/changeset";
+    server.get(base, None).await.assert_error(400, 107);
+    let full = server.get(&format!("{base}?_expected=0"), None).await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body["metadata"]["bucket"], "main");
+    assert_eq!(full.body["metadata"]["id"], "cfr");
+    assert_eq!(full.body["timestamp"], stamps[2]);
+    let ids: Vec<&str> = full.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["r2", "r1", "r0"]);
+    assert!(full.headers.contains_key("last-modified"));
+
+    let deleted = server
+        .call(
+            Method::DELETE,
+            "/v1/buckets/main/collections/cfr/records/r1",
+            Some("editor"),
+            None,
+            &[],
+        )
+        .await;
+    let since = server
+        .get(
+            &format!("{base}?_expected=1&_since=\"{}\"", stamps[2]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        since.body["changes"],
+        json!([{"id": "r1", "last_modified": deleted.body["data"]["last_modified"], "deleted": true}])
+    );
+    assert_eq!(
+        since.body["timestamp"],
+        deleted.body["data"]["last_modified"]
+    );
+    let live = server.get(&format!("{base}?_expected=2"), None).await;
+    assert_eq!(
+        live.body["changes"].as_array().unwrap().len(),
+        2,
+        "without _since, tombstones are left out"
+    );
+
+    server
+        .put(
+            "/v1/buckets/main/collections/private",
+            Some("editor"),
+            json!({}),
+        )
+        .await;
+    server
+        .get(
+            "/v1/buckets/main/collections/private/changeset?_expected=0",
+            None,
+        )
+        .await
+        .assert_error(403, 121);
+    server
+        .get(
+            "/v1/buckets/main/collections/nope/changeset?_expected=0",
+            Some("editor"),
+        )
+        .await
+        .assert_error(404, 111);
+}

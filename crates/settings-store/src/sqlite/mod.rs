@@ -255,6 +255,7 @@ impl SettingsStore for SqliteSettingsStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         self.with_conn(|conn| {
+            // Reads the schema and the file without scanning any row.
             conn.query_row("SELECT COUNT(*) FROM timestamps WHERE 0", [], |row| {
                 row.get::<_, i64>(0)
             })

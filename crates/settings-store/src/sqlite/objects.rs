@@ -70,6 +70,15 @@ pub fn get(
     .transpose()
 }
 
+/// Whether a live object exists (without reading its data).
+fn is_live(conn: &Connection, kind: Kind, parent: &str, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT 1 FROM objects WHERE kind = ?1 AND parent = ?2 AND id = ?3 AND deleted = 0",
+    )
+    .and_then(|mut stmt| stmt.exists(params![kind.plural(), parent, id]))
+    .map_err(backend)
+}
+
 /// The objects of a list (ordered by id, although callers must not rely on it).
 pub fn list(
     conn: &Connection,
@@ -242,7 +251,7 @@ pub fn delete_many(
             let mut seen = HashSet::new();
             let mut live = Vec::new();
             for id in ids {
-                if seen.insert(id.clone()) && get(conn, kind, parent, &id)?.is_some() {
+                if seen.insert(id.clone()) && is_live(conn, kind, parent, &id)? {
                     live.push(id);
                 }
             }
