@@ -15,6 +15,7 @@ use crate::access::{Action, allowed, can_read_container, missing_or_forbidden};
 use crate::auth::{self, Caller, authenticate};
 use crate::body::{self, ObjectBody};
 use crate::error::{Errno, KintoError};
+use crate::hooks::{PendingWrite, WriteEvent};
 use crate::query::ListQuery;
 use crate::resource::Resource;
 use crate::state::SettingsState;
@@ -336,6 +337,18 @@ async fn store_object(
     if let Some(owner) = owner {
         permissions.entry("write".into()).or_default().insert(owner);
     }
+    let before = ctx
+        .state
+        .store
+        .get(resource.kind, &resource.parent, &id)
+        .await?;
+    let pending = PendingWrite {
+        caller: &ctx.caller,
+        resource,
+        before: before.as_ref(),
+        data: Some(&data),
+    };
+    ctx.state.hooks.check(&ctx.state, &pending).await?;
     let write = Write {
         kind: resource.kind,
         parent: resource.parent.clone(),
@@ -346,6 +359,13 @@ async fn store_object(
         forced_timestamp: forced,
     };
     let (object, created) = ctx.state.store.put(write).await?;
+    let event = WriteEvent {
+        caller: &ctx.caller,
+        resource,
+        before: before.as_ref(),
+        after: &object,
+    };
+    ctx.state.hooks.written(&ctx.state, &event).await?;
     Ok((object, created, permissions))
 }
 
@@ -563,6 +583,16 @@ pub async fn delete_object(
     if !may_write(&ctx, &ctx.resource).await? {
         return Err(KintoError::forbidden());
     }
+    let before = store
+        .get(ctx.resource.kind, &ctx.resource.parent, &id)
+        .await?;
+    let pending = PendingWrite {
+        caller: &ctx.caller,
+        resource: &ctx.resource,
+        before: before.as_ref(),
+        data: None,
+    };
+    ctx.state.hooks.check(&ctx.state, &pending).await?;
     let tombstone = store
         .delete(
             ctx.resource.kind,
@@ -571,6 +601,13 @@ pub async fn delete_object(
             write_precondition(&headers)?,
         )
         .await?;
+    let event = WriteEvent {
+        caller: &ctx.caller,
+        resource: &ctx.resource,
+        before: before.as_ref(),
+        after: &tombstone,
+    };
+    ctx.state.hooks.written(&ctx.state, &event).await?;
     Ok(object_response(
         StatusCode::OK,
         ctx.resource.kind,
@@ -814,10 +851,31 @@ pub async fn delete_list(
             .list(ctx.resource.kind, &ctx.resource.parent, false)
             .await?,
     );
-    let ids = objects.into_iter().map(|o| o.id).collect();
+    for object in &objects {
+        let resource = ctx.resource.with_id(&object.id);
+        let pending = PendingWrite {
+            caller: &ctx.caller,
+            resource: &resource,
+            before: Some(object),
+            data: None,
+        };
+        ctx.state.hooks.check(&ctx.state, &pending).await?;
+    }
+    let ids = objects.iter().map(|o| o.id.clone()).collect();
     let tombstones = store
         .delete_many(ctx.resource.kind, &ctx.resource.parent, Some(ids))
         .await?;
+    for tombstone in &tombstones {
+        let resource = ctx.resource.with_id(&tombstone.id);
+        let before = objects.iter().find(|o| o.id == tombstone.id);
+        let event = WriteEvent {
+            caller: &ctx.caller,
+            resource: &resource,
+            before,
+            after: tombstone,
+        };
+        ctx.state.hooks.written(&ctx.state, &event).await?;
+    }
     Ok(Json(ListResponse {
         data: tombstones.iter().map(Object::to_json).collect(),
     })

@@ -15,6 +15,7 @@ mod body;
 pub mod changes;
 pub mod error;
 mod handlers;
+pub mod hooks;
 pub mod query;
 pub mod resource;
 mod root;

@@ -23,7 +23,7 @@ struct Hello {
     project_docs: &'static str,
     url: String,
     settings: PublicSettings,
-    capabilities: BTreeMap<&'static str, Capability>,
+    capabilities: BTreeMap<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<User>,
 }
@@ -62,13 +62,15 @@ pub async fn hello(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("http");
     let mut capabilities = BTreeMap::new();
+    let accounts = Capability {
+        description: "Manage user accounts.",
+        url: "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
+    };
     capabilities.insert(
-        "accounts",
-        Capability {
-            description: "Manage user accounts.",
-            url: "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
-        },
+        "accounts".to_owned(),
+        serde_json::to_value(accounts).expect("serializes"),
     );
+    capabilities.extend(state.hooks.capabilities());
     let hello = Hello {
         project_name: "syncstack",
         project_version: env!("CARGO_PKG_VERSION"),
@@ -90,16 +92,20 @@ pub async fn hello(
 }
 
 #[derive(Serialize)]
-/// Body of the heartbeat.
+/// Body of the heartbeat: each check by name.
 pub struct Heartbeat {
     storage: bool,
     permission: bool,
+    #[serde(flatten)]
+    plugins: BTreeMap<String, bool>,
 }
 
 /// `GET /v1/__heartbeat__`: 503 when the database does not answer.
 pub async fn heartbeat(State(state): State<SettingsState>) -> (StatusCode, Json<Heartbeat>) {
     let ok = state.store.check().await.is_ok();
-    let status = if ok {
+    let plugins: BTreeMap<String, bool> = state.hooks.health(&state).await.into_iter().collect();
+    let healthy = ok && plugins.values().all(|v| *v);
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -109,6 +115,7 @@ pub async fn heartbeat(State(state): State<SettingsState>) -> (StatusCode, Json<
         Json(Heartbeat {
             storage: ok,
             permission: ok,
+            plugins,
         }),
     )
 }

@@ -71,6 +71,7 @@ pub fn router(state: SettingsState) -> Router {
         .route("/accounts/{*rest}", any(redirect_to_v1))
         .route("/batch", any(redirect_to_v1))
         .route("/permissions", any(redirect_to_v1))
+        .merge(state.hooks.routes())
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))
         .with_state(state)
 }

@@ -6,6 +6,7 @@ use settings_store::SettingsStore;
 
 use crate::auth::AuthCache;
 use crate::changes::ChangesCache;
+use crate::hooks::{Hooks, NoHooks};
 use crate::settings::KintoSettings;
 
 /// Shared state of the server.
@@ -19,6 +20,8 @@ pub struct SettingsState {
     pub auth_cache: Arc<AuthCache>,
     /// Cached bodies of the read endpoints, invalidated by every write.
     pub changes: Arc<ChangesCache>,
+    /// Plugins around writes (the review workflow).
+    pub hooks: Arc<dyn Hooks>,
 }
 
 impl SettingsState {
@@ -29,6 +32,13 @@ impl SettingsState {
             settings: Arc::new(settings),
             auth_cache: Arc::new(AuthCache::default()),
             changes: Arc::new(ChangesCache::default()),
+            hooks: Arc::new(NoHooks),
         }
+    }
+
+    /// The same state with `hooks` around writes.
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = hooks;
+        self
     }
 }
