@@ -28,6 +28,8 @@ pub enum PatchKind {
     Shallow,
     /// RFC 7396 JSON merge patch.
     MergePatch,
+    /// RFC 6902 JSON Patch, over `{"data": ..., "permissions": ...}`.
+    JsonPatch,
 }
 
 /// A parsed object body.
@@ -111,6 +113,8 @@ pub fn patch_kind(headers: &HeaderMap) -> PatchKind {
         .unwrap_or("");
     if content_type.starts_with("application/merge-patch+json") {
         PatchKind::MergePatch
+    } else if content_type.starts_with("application/json-patch+json") {
+        PatchKind::JsonPatch
     } else {
         PatchKind::Shallow
     }
@@ -144,6 +148,56 @@ pub fn apply_patch(current: &mut Map<String, Value>, patch: Map<String, Value>, 
     }
 }
 
+/// Applies an RFC 6902 patch to `{"data": fields, "permissions": {name: [principals]}}`,
+/// as Kinto does (paths like `/data/title` or `/permissions/read/system.Everyone`).
+pub fn apply_json_patch(
+    fields: &Map<String, Value>,
+    permissions: &Permissions,
+    bytes: &Bytes,
+) -> Result<(Map<String, Value>, Permissions), KintoError> {
+    let patch: json_patch::Patch = serde_json::from_slice(bytes)
+        .map_err(|e| KintoError::invalid_data("body", format!("not a JSON Patch: {e}")))?;
+    // Principals are members of sets: Kinto addresses them as object keys.
+    let perms: Map<String, Value> = permissions
+        .iter()
+        .map(|(name, principals)| {
+            let members: Map<String, Value> = principals
+                .iter()
+                .map(|p| (p.clone(), Value::Bool(true)))
+                .collect();
+            (name.clone(), Value::Object(members))
+        })
+        .collect();
+    let mut document = serde_json::json!({ "data": Value::Object(fields.clone()), "permissions": Value::Object(perms) });
+    json_patch::patch(&mut document, &patch)
+        .map_err(|e| KintoError::invalid_data("body", e.to_string()))?;
+    let data = match document.get("data") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => return Err(KintoError::invalid_data("data", "must stay an object")),
+    };
+    let mut result = Permissions::new();
+    if let Some(Value::Object(perms)) = document.get("permissions") {
+        for (name, members) in perms {
+            if !PERMISSION_NAMES.contains(&name.as_str()) {
+                return Err(KintoError::invalid_data(
+                    &format!("permissions.{name}"),
+                    "unknown permission",
+                ));
+            }
+            let set: BTreeSet<String> = match members {
+                Value::Object(map) => map.keys().cloned().collect(),
+                Value::Array(list) => list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => BTreeSet::new(),
+            };
+            result.insert(name.clone(), set);
+        }
+    }
+    Ok((data, result))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +223,27 @@ mod tests {
             PatchKind::MergePatch,
         );
         assert_eq!(Value::Object(merge), json!({"a": {"x": 5, "y": 2}}));
+    }
+
+    #[test]
+    fn json_patches_fields_and_permissions() {
+        let fields = map(json!({"a": 1, "list": [1]}));
+        let mut perms = Permissions::new();
+        perms.insert(
+            "write".into(),
+            ["account:a".to_owned()].into_iter().collect(),
+        );
+        let patch = Bytes::from(
+            r#"[{"op": "replace", "path": "/data/a", "value": 2},
+                {"op": "add", "path": "/data/list/-", "value": 2},
+                {"op": "add", "path": "/permissions/read", "value": {}},
+                {"op": "add", "path": "/permissions/read/system.Everyone", "value": true}]"#,
+        );
+        let (data, perms) = apply_json_patch(&fields, &perms, &patch).unwrap();
+        assert_eq!(Value::Object(data), json!({"a": 2, "list": [1, 2]}));
+        assert!(perms["read"].contains("system.Everyone"));
+        let bad = Bytes::from(r#"[{"op": "remove", "path": "/data/missing"}]"#);
+        assert!(apply_json_patch(&fields, &Permissions::new(), &bad).is_err());
     }
 
     #[test]

@@ -473,7 +473,11 @@ pub async fn patch_object(
     let ctx = context(state, &uri, &headers).await?;
     refuse_if_readonly(&ctx)?;
     let patch_kind = body::patch_kind(&headers);
-    let ObjectBody { data, permissions } = body::parse(&headers, &bytes)?;
+    let ObjectBody { data, permissions } = if patch_kind == body::PatchKind::JsonPatch {
+        ObjectBody::default()
+    } else {
+        body::parse(&headers, &bytes)?
+    };
     let id = ctx.resource.id.clone().unwrap_or_default();
     let store = ctx.state.store.as_ref();
     let Some(existing) = store
@@ -499,6 +503,30 @@ pub async fn patch_object(
             ))));
         }
         _ => {}
+    }
+    if patch_kind == body::PatchKind::JsonPatch {
+        if ctx.resource.kind == Kind::Account {
+            return Err(KintoError::invalid_data(
+                "body",
+                "accounts cannot be changed with JSON Patch",
+            ));
+        }
+        let current = store.permissions(&ctx.resource.uri()).await?;
+        let (fields, all) = body::apply_json_patch(&existing.data, &current, &bytes)?;
+        let (object, _, all) = store_object(
+            &ctx,
+            &ctx.resource,
+            fields,
+            Some(all),
+            Precondition::IfMatch(existing.last_modified),
+        )
+        .await?;
+        return Ok(object_response(
+            StatusCode::OK,
+            ctx.resource.kind,
+            &object,
+            Some(all),
+        ));
     }
     let new_password = data.as_ref().is_some_and(|d| d.contains_key("password"));
     let mut fields = existing.data.clone();

@@ -11,11 +11,13 @@
 
 pub mod access;
 pub mod auth;
+mod batch;
 mod body;
 pub mod changes;
 pub mod error;
 mod handlers;
 pub mod hooks;
+mod permissions;
 pub mod query;
 pub mod resource;
 mod root;

@@ -18,6 +18,21 @@ use crate::state::SettingsState;
 /// The Kinto-compatible API under `/v1`, and redirects to it from the same paths without
 /// the prefix.
 pub fn router(state: SettingsState) -> Router {
+    let api = routes(state.clone());
+    let max = state.settings.batch_max_requests;
+    let target = api.clone();
+    api.route(
+        "/v1/batch",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                crate::batch::run(target.clone(), max, headers, body)
+            },
+        ),
+    )
+}
+
+/// Every route but `/v1/batch` (which runs its subrequests through these).
+fn routes(state: SettingsState) -> Router {
     let list = || {
         get(get_list)
             .head(head_list)
@@ -63,6 +78,7 @@ pub fn router(state: SettingsState) -> Router {
             "/v1/buckets/{bucket}/collections/{collection}/records/{record}",
             object(),
         )
+        .route("/v1/permissions", get(crate::permissions::list))
         .route("/v1/accounts", list())
         .route("/v1/accounts/{account}", object())
         .route("/buckets", any(redirect_to_v1))

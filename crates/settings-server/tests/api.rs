@@ -823,3 +823,121 @@ async fn collection_changesets() {
         .await
         .assert_error(404, 111);
 }
+
+#[tokio::test]
+async fn batch_runs_each_request_with_the_batch_credentials() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    let batch = json!({
+        "defaults": {"method": "PUT"},
+        "requests": [
+            {"path": "/buckets/b"},
+            {"path": "/v1/buckets/b/collections/c", "body": {"data": {"x": 1}}},
+            {"path": "/buckets/b/collections/c/records/r", "body": {"data": {"n": 1}}},
+            {"method": "GET", "path": "/buckets/b/collections/c/records/r"},
+            {"method": "GET", "path": "/buckets/b/collections/c/records/missing"},
+        ]
+    });
+    let reply = server
+        .call(Method::POST, "/v1/batch", Some("alice"), Some(batch), &[])
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let statuses: Vec<u64> = reply.body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 201, 201, 200, 404]);
+    assert_eq!(reply.body["responses"][3]["body"]["data"]["n"], 1);
+    assert_eq!(reply.body["responses"][0]["path"], "/v1/buckets/b");
+    // Anonymous batches act anonymously.
+    let anonymous = server
+        .call(
+            Method::POST,
+            "/v1/batch",
+            None,
+            Some(json!({"requests": [{"method": "PUT", "path": "/buckets/z"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(anonymous.body["responses"][0]["status"], 403);
+    let too_many = json!({"requests": (0..26).map(|i| json!({"path": format!("/buckets/b{i}")})).collect::<Vec<_>>()});
+    server
+        .call(
+            Method::POST,
+            "/v1/batch",
+            Some("alice"),
+            Some(too_many),
+            &[],
+        )
+        .await
+        .assert_error(400, 109);
+}
+
+#[tokio::test]
+async fn json_patch_edits_data_and_permissions() {
+    let server = Server::start_with(|s| s.experimental_permissions_endpoint = true).await;
+    server.account("alice").await;
+    server
+        .put(
+            "/v1/buckets/b",
+            Some("alice"),
+            json!({"data": {"tags": ["a"]}}),
+        )
+        .await;
+    let patch = json!([
+        {"op": "add", "path": "/data/tags/-", "value": "b"},
+        {"op": "add", "path": "/permissions/read", "value": {}},
+        {"op": "add", "path": "/permissions/read/system.Everyone", "value": true}
+    ]);
+    let reply = server
+        .call(
+            Method::PATCH,
+            "/v1/buckets/b",
+            Some("alice"),
+            Some(patch),
+            &[("content-type", "application/json-patch+json")],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["data"]["tags"], json!(["a", "b"]));
+    assert_eq!(
+        server.get("/v1/buckets/b", None).await.status,
+        200,
+        "now publicly readable"
+    );
+    let broken = json!([{"op": "remove", "path": "/data/nothing"}]);
+    server
+        .call(
+            Method::PATCH,
+            "/v1/buckets/b",
+            Some("alice"),
+            Some(broken),
+            &[("content-type", "application/json-patch+json")],
+        )
+        .await
+        .assert_error(400, 109);
+    let listed = server.get("/v1/permissions", Some("alice")).await;
+    let entry = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["uri"] == "/buckets/b")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (entry["resource_name"].as_str(), entry["id"].as_str()),
+        (Some("bucket"), Some("b"))
+    );
+    assert!(
+        entry["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("write"))
+    );
+    let off = Server::start().await;
+    off.get("/v1/permissions", None)
+        .await
+        .assert_error(404, 111);
+}
