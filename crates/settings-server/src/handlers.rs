@@ -636,6 +636,13 @@ pub async fn delete_object(
         after: &tombstone,
     };
     ctx.state.hooks.written(&ctx.state, &event).await?;
+    match (ctx.resource.kind, &before) {
+        (Kind::Record, Some(record)) => crate::attachments::remove_file(&ctx.state, record).await,
+        (Kind::Bucket | Kind::Collection, _) => {
+            crate::attachments::remove_tree(&ctx.state, &ctx.resource).await
+        }
+        _ => {}
+    }
     Ok(object_response(
         StatusCode::OK,
         ctx.resource.kind,
@@ -903,6 +910,15 @@ pub async fn delete_list(
             after: tombstone,
         };
         ctx.state.hooks.written(&ctx.state, &event).await?;
+    }
+    for object in &objects {
+        match ctx.resource.kind {
+            Kind::Record => crate::attachments::remove_file(&ctx.state, object).await,
+            Kind::Collection => {
+                crate::attachments::remove_tree(&ctx.state, &ctx.resource.with_id(&object.id)).await
+            }
+            _ => {}
+        }
     }
     Ok(Json(ListResponse {
         data: tombstones.iter().map(Object::to_json).collect(),

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod attachments;
 pub mod auth;
 mod batch;
 mod body;

@@ -42,6 +42,13 @@ struct Capability {
 }
 
 #[derive(Serialize)]
+struct AttachmentsCapability {
+    description: &'static str,
+    url: &'static str,
+    base_url: String,
+}
+
+#[derive(Serialize)]
 struct User {
     id: String,
     principals: Vec<String>,
@@ -70,6 +77,17 @@ pub async fn hello(
         "accounts".to_owned(),
         serde_json::to_value(accounts).expect("serializes"),
     );
+    if state.settings.attachment_base_path.is_some() {
+        let attachments = AttachmentsCapability {
+            description: "Add file attachments to records",
+            url: "https://github.com/Kinto/kinto-attachment/",
+            base_url: crate::attachments::base_url(&state, &headers),
+        };
+        capabilities.insert(
+            "attachments".to_owned(),
+            serde_json::to_value(attachments).expect("serializes"),
+        );
+    }
     capabilities.extend(state.hooks.capabilities());
     let hello = Hello {
         project_name: "syncstack",

@@ -1,6 +1,7 @@
 //! The Remote Settings server's route table.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{Next, from_fn_with_state};
@@ -79,6 +80,13 @@ fn routes(state: SettingsState) -> Router {
             object(),
         )
         .route("/v1/permissions", get(crate::permissions::list))
+        .route(
+            "/v1/buckets/{bucket}/collections/{collection}/records/{record}/attachment",
+            post(crate::attachments::upload)
+                .delete(crate::attachments::delete)
+                .layer(DefaultBodyLimit::max(state.settings.attachment_max_bytes)),
+        )
+        .route("/attachments/{*location}", get(crate::attachments::serve))
         .route("/v1/accounts", list())
         .route("/v1/accounts/{account}", object())
         .route("/buckets", any(redirect_to_v1))
@@ -88,6 +96,7 @@ fn routes(state: SettingsState) -> Router {
         .route("/batch", any(redirect_to_v1))
         .route("/permissions", any(redirect_to_v1))
         .merge(state.hooks.routes())
+        .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))
         .with_state(state)
 }

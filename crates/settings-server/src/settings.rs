@@ -30,6 +30,14 @@ pub struct KintoSettings {
     pub readonly: bool,
     /// Largest request body, in bytes (refused with 413 before it is read).
     pub max_request_bytes: usize,
+    /// Directory where attachments are stored (kinto-attachment's `base_path`); none turns
+    /// attachments off. The binary sets `<data_dir>/attachments`.
+    pub attachment_base_path: Option<String>,
+    /// URL clients prepend to an attachment's `location`; default
+    /// `<scheme>://<host>/attachments/` of the request.
+    pub attachment_base_url: Option<String>,
+    /// Largest attachment, in bytes.
+    pub attachment_max_bytes: usize,
     /// `Cache-Control: max-age` of `monitor/changes` and changesets asked with
     /// `_expected=0` (or a `9999…` cache-bust): their content may change at any write.
     pub record_cache_minimum_expires_seconds: u64,
@@ -52,6 +60,9 @@ impl Default for KintoSettings {
             batch_max_requests: 25,
             readonly: false,
             max_request_bytes: 1024 * 1024,
+            attachment_base_path: None,
+            attachment_base_url: None,
+            attachment_max_bytes: 25 * 1024 * 1024,
             record_cache_minimum_expires_seconds: 60,
             record_cache_maximum_expires_seconds: 3600,
         }

@@ -29,6 +29,7 @@ impl Server {
         let store = SqliteSettingsStore::open(&dir.path().join("settings.db"), true).unwrap();
         let mut settings = KintoSettings {
             flush_endpoint_enabled: true,
+            attachment_base_path: Some(dir.path().join("attachments").display().to_string()),
             ..KintoSettings::default()
         };
         configure(&mut settings);
@@ -940,4 +941,111 @@ async fn json_patch_edits_data_and_permissions() {
     off.get("/v1/permissions", None)
         .await
         .assert_error(404, 111);
+}
+
+#[tokio::test]
+async fn attachments_are_stored_described_served_and_deleted() {
+    let server = Server::start().await;
+    published(&server, 0).await;
+    let upload = |id: &str, content: &'static [u8], data: Option<&str>| {
+        let mut form = reqwest::multipart::Form::new().part(
+            "attachment",
+            reqwest::multipart::Part::bytes(content)
+                .file_name("logo.PNG")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+        if let Some(data) = data {
+            form = form.text("data", data.to_owned());
+        }
+        server
+            .http
+            .post(format!(
+                "{}/v1/buckets/main/collections/cfr/records/{id}/attachment",
+                server.url
+            ))
+            .basic_auth("editor", Some("editor-password"))
+            .multipart(form)
+            .send()
+    };
+    let reply = upload("r1", b"first file", Some(r#"{"title": "with a file"}"#))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let info: Value = reply.json().await.unwrap();
+    assert_eq!(info["size"], 10);
+    assert_eq!(info["mimetype"], "image/png");
+    assert_eq!(info["filename"], "logo.PNG");
+    assert_eq!(info["hash"].as_str().unwrap().len(), 64);
+    let record = server
+        .get("/v1/buckets/main/collections/cfr/records/r1", None)
+        .await;
+    assert_eq!(record.body["data"]["title"], "with a file");
+    assert_eq!(record.body["data"]["attachment"], info);
+    let hello = server.get("/v1/", None).await;
+    let base = hello.body["capabilities"]["attachments"]["base_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = reqwest::get(format!("{base}{}", info["location"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    let bytes = file.bytes().await.unwrap();
+    assert_eq!(&bytes[..], b"first file");
+    use sha2::Digest;
+    assert_eq!(info["hash"], hex::encode(sha2::Sha256::digest(&bytes)));
+
+    // Replacing the file deletes the old one; deleting the record deletes the file.
+    let second: Value = upload("r1", b"second", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reqwest::get(format!("{base}{}", info["location"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    server
+        .call(
+            Method::DELETE,
+            "/v1/buckets/main/collections/cfr/records/r1",
+            Some("editor"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        reqwest::get(format!("{base}{}", second["location"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/attachments/../../etc/passwd", server.url))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // Only writers may upload.
+    server.account("stranger").await;
+    let refused = server
+        .http
+        .post(format!(
+            "{}/v1/buckets/main/collections/cfr/records/r9/attachment",
+            server.url
+        ))
+        .basic_auth("stranger", Some("stranger-password"))
+        .multipart(reqwest::multipart::Form::new().text("attachment", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
 }
