@@ -15,9 +15,14 @@
 //!
 //! For the Sync client library, `client --url URL --secret S` times encrypting and
 //! uploading, then downloading and decrypting, 10,000 records (`scripts/bench-client`).
+//!
+//! For Remote Settings, `settings --url URL` creates an account and a collection, then
+//! measures `changeset` and `monitor/changes` polls and record writes
+//! (`scripts/bench-settings`).
 
 mod client;
 mod report;
+mod settings;
 mod storage;
 mod tokenserver;
 
@@ -39,6 +44,8 @@ enum Command {
     Tokenserver(tokenserver::Options),
     /// Time the Sync client: encrypt and upload, download and decrypt a collection.
     Client(client::Options),
+    /// Drive a Remote Settings server: what clients poll and what editors write.
+    Settings(settings::Options),
 }
 
 #[tokio::main]
@@ -47,5 +54,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Storage(options) => storage::run(options).await,
         Command::Tokenserver(options) => tokenserver::run(options).await,
         Command::Client(options) => client::run(options).await,
+        Command::Settings(options) => settings::run(options).await,
     }
 }

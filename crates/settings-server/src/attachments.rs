@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::access::{Action, allowed, missing_or_forbidden};
 use crate::auth::authenticate;
 use crate::error::{Errno, KintoError};
+use crate::hooks::{PendingWrite, WriteEvent};
 use crate::resource::Resource;
 use crate::state::SettingsState;
 
@@ -88,8 +89,12 @@ fn extension(filename: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Deletes the file an `attachment` field points to, if any.
+/// Deletes the file an `attachment` field points to, if any, unless old files are kept
+/// (`attachment_keep_old_files`: published copies of a record point at the same file).
 pub async fn remove_file(state: &SettingsState, record: &Object) {
+    if state.settings.attachment_keep_old_files {
+        return;
+    }
     let (Ok(base), Some(location)) = (
         base_path(state),
         record
@@ -108,8 +113,12 @@ pub async fn remove_file(state: &SettingsState, record: &Object) {
     }
 }
 
-/// Deletes every file of a bucket or collection (after the bucket or collection is gone).
+/// Deletes every file of a bucket or collection (after the bucket or collection is gone),
+/// unless old files are kept.
 pub async fn remove_tree(state: &SettingsState, resource: &Resource) {
+    if state.settings.attachment_keep_old_files {
+        return;
+    }
     let Ok(base) = base_path(state) else { return };
     let relative = match (resource.kind, &resource.id) {
         (Kind::Bucket, Some(id)) => id.clone(),
@@ -123,12 +132,17 @@ pub async fn remove_tree(state: &SettingsState, resource: &Resource) {
     }
 }
 
-/// Joins a relative location under the base directory, refusing anything that could leave it.
+/// Joins a relative location under the base directory, refusing anything that could leave
+/// it or name one file two ways: every `/`-separated segment must be a plain name (`Path`
+/// would silently drop `.` segments, so the string is checked, not its components).
 fn safe_join(base: &Path, relative: &str) -> Option<PathBuf> {
-    let relative = Path::new(relative);
-    if relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
+    let plain = |segment: &str| {
+        !segment.is_empty() && segment != "." && segment != ".." && !segment.contains('\\')
+    };
+    if relative.split('/').all(plain)
+        && Path::new(relative)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
     {
         Some(base.join(relative))
     } else {
@@ -234,14 +248,6 @@ pub async fn upload(
             .await
             .map_err(storage_error)?;
     }
-    let temporary = path.with_extension("part");
-    tokio::fs::write(&temporary, &bytes)
-        .await
-        .map_err(storage_error)?;
-    tokio::fs::rename(&temporary, &path)
-        .await
-        .map_err(storage_error)?;
-
     let info = AttachmentInfo {
         filename,
         hash,
@@ -262,6 +268,23 @@ pub async fn upload(
         "attachment".into(),
         serde_json::to_value(&info).expect("serializes"),
     );
+    // The plugin (the review workflow) sees the write as any record write, before the
+    // file exists, so a refusal leaves nothing behind.
+    let pending = PendingWrite {
+        caller: &caller,
+        resource: &resource,
+        before: existing.as_ref(),
+        data: Some(&data),
+    };
+    state.hooks.check(&state, &pending).await?;
+    let temporary = path.with_extension("part");
+    tokio::fs::write(&temporary, &bytes)
+        .await
+        .map_err(storage_error)?;
+    tokio::fs::rename(&temporary, &path)
+        .await
+        .map_err(storage_error)?;
+
     let mut permissions = store.permissions(&resource.uri()).await?;
     if let Some(user) = &caller.user_id {
         permissions
@@ -282,7 +305,14 @@ pub async fn upload(
         forced_timestamp: None,
     };
     match store.put(write).await {
-        Ok(_) => {
+        Ok((object, _)) => {
+            let event = WriteEvent {
+                caller: &caller,
+                resource: &resource,
+                before: existing.as_ref(),
+                after: &object,
+            };
+            state.hooks.written(&state, &event).await?;
             if let Some(previous) = existing {
                 remove_file(&state, &previous).await;
             }
@@ -317,6 +347,13 @@ pub async fn delete(
     }
     let mut data = record.data.clone();
     data.remove("attachment");
+    let pending = PendingWrite {
+        caller: &caller,
+        resource: &resource,
+        before: Some(&record),
+        data: Some(&data),
+    };
+    state.hooks.check(&state, &pending).await?;
     let write = Write {
         kind: Kind::Record,
         parent: resource.parent.clone(),
@@ -326,7 +363,14 @@ pub async fn delete(
         precondition: Precondition::IfMatch(record.last_modified),
         forced_timestamp: None,
     };
-    store.put(write).await?;
+    let (object, _) = store.put(write).await?;
+    let event = WriteEvent {
+        caller: &caller,
+        resource: &resource,
+        before: Some(&record),
+        after: &object,
+    };
+    state.hooks.written(&state, &event).await?;
     remove_file(&state, &record).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,7 +2,8 @@
 //! and each collection's `changeset` (its records and metadata, or what changed since a
 //! time). These are what clients poll, usually through a CDN, so their bodies are cached
 //! here too: a write anywhere bumps a generation counter, and a cached body is served only
-//! while its generation is current.
+//! while its generation is current and for at most [`CACHE_TTL`], which bounds staleness
+//! when another process writes to the same database.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +19,7 @@ use settings_store::{Kind, Object};
 use sha2::{Digest, Sha256};
 
 use crate::access::{Action, allowed};
-use crate::auth::authenticate;
+use crate::auth::{Caller, authenticate};
 use crate::error::{Details, Errno, Invalid, KintoError};
 use crate::resource::Resource;
 use crate::state::SettingsState;
@@ -29,12 +30,14 @@ const MAX_TIMESTAMP: i64 = 4_102_444_800_000;
 const SINCE_MAX_AGE_MS: i64 = 21 * 24 * 3600 * 1000;
 /// Cached bodies kept at most.
 const CACHE_ENTRIES: usize = 1024;
+/// How long a cached body is served at most (writes by this process invalidate it sooner).
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Cached bodies of the read endpoints, valid for one write generation.
 #[derive(Default)]
 pub struct ChangesCache {
     generation: AtomicU64,
-    entries: Mutex<HashMap<String, (u64, CachedBody)>>,
+    entries: Mutex<HashMap<String, (u64, std::time::Instant, CachedBody)>>,
 }
 
 #[derive(Clone)]
@@ -54,8 +57,8 @@ impl ChangesCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, body)| body.clone())
+            .filter(|(g, stored, _)| *g == generation && stored.elapsed() < CACHE_TTL)
+            .map(|(_, _, body)| body.clone())
     }
 
     fn put(&self, key: String, generation: u64, body: CachedBody) {
@@ -63,7 +66,7 @@ impl ChangesCache {
         if entries.len() >= CACHE_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (generation, body));
+        entries.insert(key, (generation, std::time::Instant::now(), body));
     }
 }
 
@@ -203,14 +206,28 @@ fn change_id(host: &str, bucket: &str, collection: &str) -> String {
     )
 }
 
-/// Every collection with its records timestamp, newest first.
+/// Every publicly readable collection with its records timestamp, newest first. Collections
+/// only some people may read (a review workflow's workspace and preview, say) are left out,
+/// so the public list does not disclose them.
 async fn all_changes(state: &SettingsState, host: &str) -> Result<Vec<Change>, KintoError> {
     let store = state.store.as_ref();
+    let anonymous = Caller::anonymous();
     let mut changes = Vec::new();
     for bucket in store.list(Kind::Bucket, "", false).await? {
         let bucket_uri = format!("/buckets/{}", bucket.id);
         for collection in store.list(Kind::Collection, &bucket_uri, false).await? {
             let records = format!("{bucket_uri}/collections/{}", collection.id);
+            let resource = Resource::parse(&records)?;
+            if !allowed(
+                store,
+                &anonymous,
+                &resource.permission_chain(),
+                Action::Read,
+            )
+            .await?
+            {
+                continue;
+            }
             let last_modified = store.timestamp(Kind::Record, &records).await?;
             changes.push(Change {
                 id: change_id(host, &bucket.id, &collection.id),

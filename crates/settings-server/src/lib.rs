@@ -25,6 +25,7 @@ mod root;
 mod router;
 pub mod settings;
 pub mod state;
+pub mod workflow;
 
 pub use router::router;
 pub use settings::KintoSettings;

@@ -38,6 +38,11 @@ pub struct KintoSettings {
     pub attachment_base_url: Option<String>,
     /// Largest attachment, in bytes.
     pub attachment_max_bytes: usize,
+    /// Keep an attachment's file when its record, collection or bucket is deleted or the
+    /// attachment replaced (kinto-attachment's `keep_old_files`). On by default, as Remote
+    /// Settings runs it: the review workflow's preview and published copies of a record
+    /// point at the same file, and clients may still hold an older `location`.
+    pub attachment_keep_old_files: bool,
     /// `Cache-Control: max-age` of `monitor/changes` and changesets asked with
     /// `_expected=0` (or a `9999…` cache-bust): their content may change at any write.
     pub record_cache_minimum_expires_seconds: u64,
@@ -63,6 +68,7 @@ impl Default for KintoSettings {
             attachment_base_path: None,
             attachment_base_url: None,
             attachment_max_bytes: 25 * 1024 * 1024,
+            attachment_keep_old_files: true,
             record_cache_minimum_expires_seconds: 60,
             record_cache_maximum_expires_seconds: 3600,
         }

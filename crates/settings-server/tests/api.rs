@@ -688,6 +688,8 @@ async fn monitor_changes_lists_collections_by_records_timestamp() {
         (Some("main"), Some("cfr"))
     );
     assert_eq!(first["last_modified"], stamps[2]);
+    // A collection anonymous callers cannot read is not disclosed.
+    assert_eq!(monitor.body["changes"].as_array().unwrap().len(), 1);
     assert_eq!(monitor.headers["cache-control"], "max-age=60");
     let long = server
         .get(
@@ -945,7 +947,7 @@ async fn json_patch_edits_data_and_permissions() {
 
 #[tokio::test]
 async fn attachments_are_stored_described_served_and_deleted() {
-    let server = Server::start().await;
+    let server = Server::start_with(|s| s.attachment_keep_old_files = false).await;
     published(&server, 0).await;
     let upload = |id: &str, content: &'static [u8], data: Option<&str>| {
         let mut form = reqwest::multipart::Form::new().part(
@@ -996,7 +998,8 @@ async fn attachments_are_stored_described_served_and_deleted() {
     use sha2::Digest;
     assert_eq!(info["hash"], hex::encode(sha2::Sha256::digest(&bytes)));
 
-    // Replacing the file deletes the old one; deleting the record deletes the file.
+    // Without keep_old_files, replacing the file deletes the old one, and deleting the
+    // record deletes the file.
     let second: Value = upload("r1", b"second", None)
         .await
         .unwrap()
@@ -1048,4 +1051,45 @@ async fn attachments_are_stored_described_served_and_deleted() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+}
+
+#[tokio::test]
+async fn attachment_files_are_kept_by_default_for_published_copies() {
+    let server = Server::start().await;
+    published(&server, 0).await;
+    let upload = |content: &'static [u8]| {
+        let form = reqwest::multipart::Form::new().part(
+            "attachment",
+            reqwest::multipart::Part::bytes(content).file_name("a.bin"),
+        );
+        server
+            .http
+            .post(format!(
+                "{}/v1/buckets/main/collections/cfr/records/r1/attachment",
+                server.url
+            ))
+            .basic_auth("editor", Some("editor-password"))
+            .multipart(form)
+            .send()
+    };
+    let first: Value = upload(b"one").await.unwrap().json().await.unwrap();
+    upload(b"two").await.unwrap();
+    server
+        .call(
+            Method::DELETE,
+            "/v1/buckets/main/collections/cfr/records/r1",
+            Some("editor"),
+            None,
+            &[],
+        )
+        .await;
+    let old = reqwest::get(format!(
+        "{}/attachments/{}",
+        server.url,
+        first["location"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(old.status(), 200);
+    assert_eq!(&old.bytes().await.unwrap()[..], b"one");
 }

@@ -79,8 +79,58 @@ pub enum Command {
     /// Pair a new device by a short code (Easy Setup): `offer` on a logged-in device,
     /// `accept CODE` on the new one.
     Pair(PairArgs),
+    /// Remote Settings administration.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
     /// Print the commented reference configuration.
     DefaultConfig,
+}
+
+/// `syncstack settings ...`
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// The content-signing keys and certificates.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+/// `syncstack settings pki ...`
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create a root, an intermediate and a signer certificate with their keys, and print
+    /// the root's SHA-256 that clients pin. `serve` signs with them when they are in
+    /// <data_dir>/signer/ (the default --out).
+    Init {
+        /// The signer name (DNS name) in the certificate. Default: signer.signer_name.
+        #[arg(long)]
+        signer_name: Option<String>,
+        /// Days the signer certificate is valid (the CAs live at least ten years).
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Directory to write to. Default <data_dir>/signer.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace existing files (clients pinning the old root will refuse the new one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a new signer certificate and key from the intermediate of `init`, keeping the
+    /// root clients pin. A running server uses it at its next periodic re-signature.
+    Renew {
+        /// The signer name. Default: signer.signer_name.
+        #[arg(long)]
+        signer_name: Option<String>,
+        /// Days the new signer certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Directory holding the PKI. Default <data_dir>/signer.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `syncstack pair ...`

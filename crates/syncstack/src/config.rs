@@ -85,6 +85,8 @@ pub struct Settings {
     pub easysetup: easysetup::channel::ChannelSettings,
     /// Remote Settings server settings, under Kinto's names.
     pub settings: settings_server::KintoSettings,
+    /// The Remote Settings review workflow and content signer.
+    pub signer: settings_server::workflow::SignerSettings,
 }
 
 /// Settings of the token server.
@@ -210,6 +212,7 @@ impl Default for Settings {
             identity: IdentityConfig::default(),
             easysetup: easysetup::channel::ChannelSettings::default(),
             settings: settings_server::KintoSettings::default(),
+            signer: settings_server::workflow::SignerSettings::default(),
         }
     }
 }
@@ -250,6 +253,7 @@ impl std::fmt::Debug for Settings {
             .field("identity", &self.identity)
             .field("easysetup", &self.easysetup)
             .field("settings", &self.settings)
+            .field("signer", &self.signer)
             .finish()
     }
 }
@@ -315,6 +319,7 @@ const SETTING_KEYS: &[&str] = &[
     "identity",
     "easysetup",
     "settings",
+    "signer",
 ];
 
 impl Settings {
@@ -416,6 +421,30 @@ mod tests {
             reference.contains(DEFAULT_CONFIG),
             "docs/configuration.md is out of date"
         );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's `Jail` fixes the closure's error type.
+    fn signer_resources_replace_the_default_ones() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "syncstack.toml",
+                "[signer]\nto_review_enabled = false\n[[signer.resources]]\nsource = \"staging\"\ndestination = \"blocklists\"\ncollection = \"addons\"\n",
+            )?;
+            jail.set_env("SYNCSTACK_SIGNER__KEY_FILE", "/keys/signer-key.pem");
+            let settings =
+                Settings::load(Some(Path::new("syncstack.toml")), FlagOverrides::default())
+                    .unwrap();
+            assert!(!settings.signer.to_review_enabled);
+            assert_eq!(settings.signer.resources.len(), 1);
+            assert_eq!(settings.signer.resources[0].source, "staging");
+            assert_eq!(settings.signer.resources[0].preview, None);
+            assert_eq!(
+                settings.signer.key_file.as_deref(),
+                Some(Path::new("/keys/signer-key.pem"))
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -79,6 +79,7 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Client(args) => commands::client::run(args).await,
         Command::Pair(args) => commands::pair::run(args).await,
+        Command::Settings { command } => commands::settings::run(&settings, command),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use identity::IdentityProvider;
+use settings_server::workflow::Workflow;
 use syncstorage::{AppState, NodeSettings};
 use tokenserver::verifier::{TrustedIssuer, Verifier};
 use tokenserver::{TokenServerSettings, TokenServerState};
@@ -133,7 +134,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     if runs(Service::Settings) {
         let store = crate::backends::open_settings_store(&settings)?;
-        let state = settings_server::SettingsState::new(store, settings.settings.clone());
+        let signer = crate::commands::settings::resolved_signer(&settings);
+        let workflow = Arc::new(
+            Workflow::new(signer, public_url.as_str())
+                .context("loading the Remote Settings signer ([signer])")?,
+        );
+        let mut kinto = settings.settings.clone();
+        // Attachments are on by default, beside the database.
+        if kinto.attachment_base_path.is_none() {
+            kinto.attachment_base_path =
+                Some(settings.data_dir.join("attachments").display().to_string());
+        }
+        let state = settings_server::SettingsState::new(store, kinto).with_hooks(workflow.clone());
+        // Signatures must never outlive their certificate: re-sign at start what another
+        // certificate signed, then periodically everything.
+        workflow.resign_at_start(&state).await;
+        background.push(workflow.spawn_resign_job(state.clone()));
         app = app.merge(settings_server::router(state));
     }
     if runs(Service::Easysetup) {

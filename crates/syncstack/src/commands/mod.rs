@@ -6,4 +6,5 @@ pub mod client;
 pub mod nodes;
 pub mod pair;
 pub mod purge;
+pub mod settings;
 pub mod token;
