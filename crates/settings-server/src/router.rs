@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{any, get, post};
@@ -98,7 +98,30 @@ fn routes(state: SettingsState) -> Router {
         .merge(state.hooks.routes())
         .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))
+        .layer(from_fn_with_state(state.clone(), backoff_headers))
         .with_state(state)
+}
+
+/// Kinto's load-shedding headers: `Backoff` on every answer while `backoff` is set (clients
+/// then wait that many seconds before their next sync), and `Retry-After` on every 503.
+async fn backoff_headers(
+    State(state): State<SettingsState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(seconds) = state.settings.backoff {
+        response
+            .headers_mut()
+            .insert("backoff", HeaderValue::from(seconds));
+    }
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(state.settings.retry_after_seconds),
+        );
+    }
+    response
 }
 
 /// Every successful write makes the cached read bodies stale: one place sees them all.

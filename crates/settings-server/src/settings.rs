@@ -30,6 +30,11 @@ pub struct KintoSettings {
     pub readonly: bool,
     /// Largest request body, in bytes (refused with 413 before it is read).
     pub max_request_bytes: usize,
+    /// Seconds clients should wait before their next request, sent as `Backoff` on every
+    /// answer while set (Kinto's `backoff`): for shedding load during an incident.
+    pub backoff: Option<u64>,
+    /// `Retry-After` of 503 answers, in seconds (Kinto's `retry_after_seconds`).
+    pub retry_after_seconds: u64,
     /// Directory where attachments are stored (kinto-attachment's `base_path`); none turns
     /// attachments off. The binary sets `<data_dir>/attachments`.
     pub attachment_base_path: Option<String>,
@@ -65,6 +70,8 @@ impl Default for KintoSettings {
             batch_max_requests: 25,
             readonly: false,
             max_request_bytes: 1024 * 1024,
+            backoff: None,
+            retry_after_seconds: 30,
             attachment_base_path: None,
             attachment_base_url: None,
             attachment_max_bytes: 25 * 1024 * 1024,

@@ -1093,3 +1093,21 @@ async fn attachment_files_are_kept_by_default_for_published_copies() {
     assert_eq!(old.status(), 200);
     assert_eq!(&old.bytes().await.unwrap()[..], b"one");
 }
+
+#[tokio::test]
+async fn backoff_is_sent_on_every_answer_while_configured() {
+    let quiet = Server::start().await;
+    assert!(
+        quiet
+            .get("/v1/", None)
+            .await
+            .headers
+            .get("backoff")
+            .is_none()
+    );
+    let server = Server::start_with(|s| s.backoff = Some(600)).await;
+    for path in ["/v1/", "/v1/buckets/nope/collections/c/records"] {
+        let reply = server.get(path, None).await;
+        assert_eq!(reply.headers["backoff"], "600", "{path}");
+    }
+}

@@ -820,6 +820,10 @@ async fn the_heartbeat_warns_before_the_certificate_expires() {
     assert_eq!(heartbeat.status, 503, "{:?}", heartbeat.body);
     assert_eq!(heartbeat.body["signer"], false);
     assert_eq!(heartbeat.body["storage"], true);
+    let raw = reqwest::get(format!("{}/v1/__heartbeat__", server.url))
+        .await
+        .unwrap();
+    assert_eq!(raw.headers()["retry-after"], "30", "503s say when to retry");
 
     // Renewed: healthy again.
     server.rotate(60);
