@@ -71,17 +71,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the database to the newest schema, in one transaction per migration.
+/// Brings the database to the newest schema (see `sqlite_migrations::migrate`).
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index + 1)?;
-        tx.commit()?;
-        tracing::info!(version = index + 1, "applied storage schema migration");
-    }
-    Ok(())
+    sqlite_migrations::migrate(conn, MIGRATIONS, "storage")
 }
 
 /// The schema version this build writes.

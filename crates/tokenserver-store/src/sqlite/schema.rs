@@ -8,7 +8,7 @@
 //! it expects. As there, there are no foreign keys: a user row outlives the node row it
 //! points at (a removed node leaves its users with no node until they are reassigned).
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 /// Each entry moves the schema one version forward.
 const MIGRATIONS: &[&str] = &[
@@ -56,28 +56,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the database to the newest schema, one immediate transaction per migration. The
-/// version is read inside each transaction, so two processes opening a new file at once
-/// cannot both apply the same step.
+/// Brings the database to the newest schema (see `sqlite_migrations::migrate`).
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    loop {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: usize = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        let Some(sql) = MIGRATIONS.get(current) else {
-            if current > MIGRATIONS.len() {
-                tracing::warn!(
-                    version = current,
-                    known = MIGRATIONS.len(),
-                    "token database schema is newer than this build"
-                );
-            }
-            return Ok(());
-        };
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", current + 1)?;
-        tx.commit()?;
-        tracing::info!(version = current + 1, "applied token schema migration");
-    }
+    sqlite_migrations::migrate(conn, MIGRATIONS, "token")
 }
 
 /// The schema version this build writes.
