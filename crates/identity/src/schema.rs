@@ -21,9 +21,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the database to the newest schema (see `sqlite_migrations::migrate`).
+/// Brings the database to the newest schema (see `sqlite_support::migrate`).
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    sqlite_migrations::migrate(conn, MIGRATIONS, "accounts")
+    sqlite_support::migrate(conn, MIGRATIONS, "accounts")
 }
 
 #[cfg(test)]

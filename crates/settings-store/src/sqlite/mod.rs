@@ -63,13 +63,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, Write};
-
-/// How long a statement waits for another process's write lock before failing with
-/// [`StoreError::Conflict`].
-const BUSY_TIMEOUT_MS: u32 = 5000;
 
 /// A [`SettingsStore`] on one SQLite database file.
 #[derive(Clone)]
@@ -83,24 +79,8 @@ impl SqliteSettingsStore {
     /// missing file is an error instead of a new, empty database, so that a mistyped path
     /// cannot silently serve no settings at all.
     pub fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
-        if !create && !path.exists() {
-            return Err(StoreError::Backend(format!(
-                "settings database file {} does not exist (add ?mode=rwc to the URL to create it)",
-                path.display()
-            )));
-        }
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
-        let mut conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-             PRAGMA busy_timeout={BUSY_TIMEOUT_MS};"
-        ))
-        .map_err(backend)?;
-        conn.set_prepared_statement_cache_capacity(32);
-        schema::migrate(&mut conn).map_err(backend)?;
+        let conn = sqlite_support::open_migrated(path, create, schema::MIGRATIONS, "settings")
+            .map_err(|error| StoreError::Backend(error.to_string()))?;
         tracing::info!(
             path = %path.display(),
             schema = schema::latest_version(),

@@ -12,10 +12,8 @@
 //! (each write takes its timestamp there first, and the two are only deleted together).
 //! Subtree deletes rely on it to find the lists under a URI.
 
-use rusqlite::Connection;
-
 /// Each entry moves the schema one version forward.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
     r#"
     -- Objects and tombstones. `kind` is the plural name (`buckets`, `records`, ...);
@@ -55,11 +53,6 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX permissions_principal ON permissions (principal);
     "#,
 ];
-
-/// Brings the database to the newest schema (see `sqlite_migrations::migrate`).
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    sqlite_migrations::migrate(conn, MIGRATIONS, "settings")
-}
 
 /// The schema version this build writes.
 pub fn latest_version() -> usize {

@@ -71,9 +71,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the database to the newest schema (see `sqlite_migrations::migrate`).
+/// Brings the database to the newest schema (see `sqlite_support::migrate`).
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    sqlite_migrations::migrate(conn, MIGRATIONS, "storage")
+    sqlite_support::migrate(conn, MIGRATIONS, "storage")
 }
 
 /// The schema version this build writes.

@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::{Node, NodeChange, TokenStore, TokenStoreError, UserKeys, UserRecord, UserState};
 
@@ -58,10 +58,6 @@ const SYNC_SERVICE: &str = "sync-1.5";
 
 /// The share of a node's capacity given back when every node has spent its budget.
 pub const DEFAULT_RELEASE_RATE: f64 = 0.1;
-
-/// How long a statement waits for another process's write lock before failing with
-/// [`TokenStoreError::Conflict`].
-const BUSY_TIMEOUT_MS: u32 = 5000;
 
 /// A [`TokenStore`] on one SQLite database file.
 #[derive(Clone)]
@@ -85,24 +81,8 @@ impl SqliteTokenStore {
     /// missing file is an error instead of a new, empty database, so that a mistyped path
     /// cannot silently lose every user's node assignment.
     pub fn open(path: &Path, create: bool) -> Result<Self, TokenStoreError> {
-        if !create && !path.exists() {
-            return Err(TokenStoreError::Backend(format!(
-                "token database file {} does not exist (add ?mode=rwc to the URL to create it)",
-                path.display()
-            )));
-        }
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
-        let mut conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-             PRAGMA busy_timeout={BUSY_TIMEOUT_MS};"
-        ))
-        .map_err(backend)?;
-        conn.set_prepared_statement_cache_capacity(32);
-        schema::migrate(&mut conn).map_err(backend)?;
+        let conn = sqlite_support::open_migrated(path, create, schema::MIGRATIONS, "token")
+            .map_err(|error| TokenStoreError::Backend(error.to_string()))?;
         let service = conn
             .query_row(
                 "SELECT id FROM services WHERE service = ?1",

@@ -8,10 +8,8 @@
 //! it expects. As there, there are no foreign keys: a user row outlives the node row it
 //! points at (a removed node leaves its users with no node until they are reassigned).
 
-use rusqlite::Connection;
-
 /// Each entry moves the schema one version forward.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
     r#"
     CREATE TABLE services (
@@ -55,11 +53,6 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX node_idx ON users (nodeid);
     "#,
 ];
-
-/// Brings the database to the newest schema (see `sqlite_migrations::migrate`).
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    sqlite_migrations::migrate(conn, MIGRATIONS, "token")
-}
 
 /// The schema version this build writes.
 pub fn latest_version() -> usize {
