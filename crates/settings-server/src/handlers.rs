@@ -288,7 +288,30 @@ fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes an object; the caller's principal always gets `write` on what it writes.
+/// Replaces an account's clear-text password by its hash (a no-op for other kinds),
+/// refusing a missing or empty one.
+fn hash_account_password(
+    resource: &Resource,
+    data: &mut Map<String, Value>,
+) -> Result<(), KintoError> {
+    if resource.kind != Kind::Account {
+        return Ok(());
+    }
+    match data.get("password") {
+        Some(Value::String(password)) if !password.is_empty() => {
+            let hash = auth::hash_password(password)?;
+            data.insert("password".into(), Value::String(hash));
+            Ok(())
+        }
+        _ => Err(KintoError::invalid_data(
+            "data.password",
+            "a non-empty string is required",
+        )),
+    }
+}
+
+/// Writes an object (an account's password already hashed); the caller's principal always
+/// gets `write` on what it writes.
 async fn store_object(
     ctx: &Context,
     resource: &Resource,
@@ -297,20 +320,6 @@ async fn store_object(
     precondition: Precondition,
 ) -> Result<(Object, bool, Permissions), KintoError> {
     let id = resource.id.clone().unwrap_or_default();
-    if resource.kind == Kind::Account {
-        match data.get("password") {
-            Some(Value::String(password)) if !password.is_empty() => {
-                let hash = auth::hash_password(password)?;
-                data.insert("password".into(), Value::String(hash));
-            }
-            _ => {
-                return Err(KintoError::invalid_data(
-                    "data.password",
-                    "a non-empty string is required",
-                ));
-            }
-        }
-    }
     let forced = data.get("last_modified").and_then(Value::as_i64);
     // A forced timestamp in the far future would pin the list there for good.
     let now_ms = std::time::SystemTime::now()
@@ -441,6 +450,7 @@ pub async fn put_object(
         ));
     }
     data.remove("id");
+    hash_account_password(&ctx.resource, &mut data)?;
     let (object, created, permissions) = store_object(
         &ctx,
         &ctx.resource,
@@ -533,10 +543,9 @@ pub async fn patch_object(
     if let Some(patch) = data {
         body::apply_patch(&mut fields, patch, patch_kind);
     }
-    if ctx.resource.kind == Kind::Account && !new_password {
-        // The stored hash stays as it is unless a new password was given.
-        let hash = existing.data.get("password").cloned();
-        return patch_keep_hash(&ctx, fields, hash, existing.last_modified, permissions).await;
+    // The stored hash stays as it is unless a new password was given.
+    if new_password {
+        hash_account_password(&ctx.resource, &mut fields)?;
     }
     let mut all = store.permissions(&ctx.resource.uri()).await?;
     if let Some(given) = permissions {
@@ -550,39 +559,6 @@ pub async fn patch_object(
         Precondition::IfMatch(existing.last_modified),
     )
     .await?;
-    Ok(object_response(
-        StatusCode::OK,
-        ctx.resource.kind,
-        &object,
-        Some(all),
-    ))
-}
-
-/// A PATCH of an account that does not change its password.
-async fn patch_keep_hash(
-    ctx: &Context,
-    mut fields: Map<String, Value>,
-    hash: Option<Value>,
-    last_modified: i64,
-    permissions: Option<Permissions>,
-) -> Result<Response, KintoError> {
-    if let Some(hash) = hash {
-        fields.insert("password".into(), hash);
-    }
-    let mut all = ctx.state.store.permissions(&ctx.resource.uri()).await?;
-    if let Some(given) = permissions {
-        all.extend(given);
-    }
-    let write = Write {
-        kind: ctx.resource.kind,
-        parent: ctx.resource.parent.clone(),
-        id: ctx.resource.id.clone().unwrap_or_default(),
-        data: fields,
-        permissions: Some(all.clone()),
-        precondition: Precondition::IfMatch(last_modified),
-        forced_timestamp: None,
-    };
-    let (object, _) = ctx.state.store.put(write).await?;
     Ok(object_response(
         StatusCode::OK,
         ctx.resource.kind,
@@ -835,6 +811,7 @@ pub async fn post_list(
         return Err(KintoError::forbidden());
     }
     ctx.resource = resource.clone();
+    hash_account_password(&resource, &mut data)?;
     let (object, _, permissions) = store_object(
         &ctx,
         &resource,

@@ -168,6 +168,50 @@ async fn accounts_and_authentication() {
 }
 
 #[tokio::test]
+async fn patching_an_account_keeps_or_replaces_its_password() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    let as_alice = |password: &str, body: Option<Value>| {
+        let mut request = server
+            .http
+            .request(
+                if body.is_some() {
+                    Method::PATCH
+                } else {
+                    Method::GET
+                },
+                format!("{}/v1/accounts/alice", server.url),
+            )
+            .basic_auth("alice", Some(password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let renamed = as_alice("alice-password", Some(json!({"data": {"nickname": "A"}})))
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+    // Without a new password the stored hash is kept as it was.
+    assert_eq!(
+        as_alice("alice-password", None).await.unwrap().status(),
+        200
+    );
+    let changed = as_alice(
+        "alice-password",
+        Some(json!({"data": {"password": "new-pw"}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(
+        as_alice("alice-password", None).await.unwrap().status(),
+        401
+    );
+    assert_eq!(as_alice("new-pw", None).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn buckets_collections_records_and_permissions() {
     let server = Server::start().await;
     server.account("alice").await;
