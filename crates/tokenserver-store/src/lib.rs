@@ -8,8 +8,49 @@
 //! The shape follows Mozilla's tokenserver (its `users` and `nodes` tables and its
 //! `get_or_create_user` / `allocate_user` / `get_best_node` logic), so that operators who
 //! know that schema find the same columns and the same behaviour.
+//!
+//! # Node assignment
+//!
+//! [`TokenStore::allocate_user`] puts a user on the best node, as Mozilla's `get_best_node`
+//! does:
+//!
+//! 1. Candidates are the nodes with `available > 0`, `capacity > current_load`, not downed
+//!    and not backing off.
+//! 2. An empty node comes first. Among the others, the lowest `ln(current_load) /
+//!    ln(capacity)` wins: how full the node is, on a log scale. A bigger node therefore takes
+//!    a bigger share of new users, though not a proportional one at first, and every node
+//!    reaches its capacity at about the same time. Ties go to the lowest node id, so the
+//!    choice is deterministic. This order is computed in Rust over the candidate rows (there
+//!    are few, and not every SQLite build has `LN`), by the same code for every backend.
+//! 3. If there is no candidate, capacity is released. Each node that has spent its budget
+//!    (`available <= 0`), still has room and is not down gets back a slice of its capacity,
+//!    `available = MIN(capacity × release rate, capacity - current_load)`. Backing-off nodes
+//!    are refilled too, so they are ready when the backoff ends, but they are still not
+//!    chosen. Then the choice is made again. If a release changes no row, or five rounds
+//!    pass without a candidate, the result is [`TokenStoreError::NoNodeAvailable`].
+//! 4. The chosen node's `current_load` goes up by one and its `available` down by one (not
+//!    below 0).
+//!
+//! `available` is a budget an operator can lower to throttle a node. Releasing capacity a
+//! slice at a time lets nodes with very different loads share new users again once every
+//! budget is spent.
+//!
+//! **Difference from the reference:** MySQL and PostgreSQL round `capacity × rate` to the
+//! nearest integer when storing it. Both backends here round it the same way (half up), but
+//! the slice is at least 1. Without that floor, a node with capacity under 5 (at the default rate 0.1) would
+//! get 0 back and never take another user once its budget was spent, even with room left.
+//!
+//! # Concurrent allocations
+//!
+//! Both backends make an allocation atomic: the choice of a node, the slot taken on it, the
+//! new row and the replacement of the account's older rows commit together, and two
+//! allocations never read the same load. Two allocations for one account (two devices of a
+//! new user asking at once) give one row: the second finds the row the first made and
+//! returns it (see [`TokenStore::allocate_user`]).
 #![deny(missing_docs)]
 
+pub mod postgres;
+mod rules;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -121,10 +162,15 @@ pub trait TokenStore: Send + Sync + 'static {
     /// does).
     async fn get_user(&self, email: &str) -> Result<Option<UserState>, TokenStoreError>;
 
-    /// Creates a record for `keys` on the best node (see [`sqlite`] for the rule) and takes
-    /// a slot on it. Used for a new user, for a user whose record was replaced or whose node
+    /// Creates a record for `keys` on the best node (see the crate docs for the rule) and
+    /// takes a slot on it. Used for a new user, for a user whose record was replaced or whose node
     /// was removed, and for a client-state change (then every older record of the email is
     /// marked replaced in the same transaction).
+    ///
+    /// When the account's current row is unreplaced, on a node and has `keys`' client
+    /// state, no row is created: a concurrent request for the same account made it after
+    /// the caller read the account, and it is returned with its generation and
+    /// keys_changed_at moved forward to `keys`' (no slot is taken).
     async fn allocate_user(
         &self,
         keys: &UserKeys,

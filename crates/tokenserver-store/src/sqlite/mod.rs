@@ -9,36 +9,7 @@
 //! process holds the lock past the busy timeout, the call fails with
 //! [`TokenStoreError::Conflict`], which the caller may retry.
 //!
-//! # Node assignment
-//!
-//! [`TokenStore::allocate_user`] puts a user on the best node, as Mozilla's `get_best_node`
-//! does:
-//!
-//! 1. Candidates are the nodes with `available > 0`, `capacity > current_load`, not downed
-//!    and not backing off.
-//! 2. An empty node comes first. Among the others, the lowest `ln(current_load) /
-//!    ln(capacity)` wins: how full the node is, on a log scale. A bigger node therefore takes
-//!    a bigger share of new users, though not a proportional one at first, and every node
-//!    reaches its capacity at about the same time. Ties go to the lowest node id, so the
-//!    choice is deterministic. This order is computed in Rust over the candidate rows (there
-//!    are few), because not every SQLite build has `LN`.
-//! 3. If there is no candidate, capacity is released. Each node that has spent its budget
-//!    (`available <= 0`), still has room and is not down gets back a slice of its capacity,
-//!    `available = MIN(capacity × release rate, capacity - current_load)`. Backing-off nodes
-//!    are refilled too, so they are ready when the backoff ends, but they are still not
-//!    chosen. Then the choice is made again. If a release changes no row, or five rounds
-//!    pass without a candidate, the result is [`TokenStoreError::NoNodeAvailable`].
-//! 4. The chosen node's `current_load` goes up by one and its `available` down by one (not
-//!    below 0).
-//!
-//! `available` is a budget an operator can lower to throttle a node. Releasing capacity a
-//! slice at a time lets nodes with very different loads share new users again once every
-//! budget is spent.
-//!
-//! **Difference from the reference:** MySQL and PostgreSQL round `capacity × rate` to the
-//! nearest integer when storing it. Here it is rounded the same way, but the slice is at
-//! least 1. Without that floor, a node with capacity under 5 (at the default rate 0.1) would
-//! get 0 back and never take another user once its budget was spent, even with room left.
+//! The node-assignment rule is described in the crate docs.
 
 mod nodes;
 mod schema;
@@ -51,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::rules::normalize;
 use crate::{Node, NodeChange, TokenStore, TokenStoreError, UserKeys, UserRecord, UserState};
 
 /// The only service this server knows, and its endpoint pattern (seeded by the schema).
@@ -244,13 +216,13 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn add_node(&self, url: &str, capacity: i64) -> Result<Node, TokenStoreError> {
-        let url = nodes::normalize(url).to_owned();
+        let url = normalize(url).to_owned();
         self.write(move |tx, ctx| nodes::add(tx, ctx, &url, capacity))
             .await
     }
 
     async fn ensure_node(&self, url: &str, capacity: i64) -> Result<Node, TokenStoreError> {
-        let url = nodes::normalize(url).to_owned();
+        let url = normalize(url).to_owned();
         self.write(move |tx, ctx| nodes::ensure(tx, ctx, &url, capacity))
             .await
     }
@@ -260,19 +232,19 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn update_node(&self, url: &str, change: NodeChange) -> Result<Node, TokenStoreError> {
-        let url = nodes::normalize(url).to_owned();
+        let url = normalize(url).to_owned();
         self.write(move |tx, ctx| nodes::update(tx, ctx, &url, &change))
             .await
     }
 
     async fn remove_node(&self, url: &str, now_ms: i64) -> Result<u64, TokenStoreError> {
-        let url = nodes::normalize(url).to_owned();
+        let url = normalize(url).to_owned();
         self.write(move |tx, ctx| nodes::remove(tx, ctx, &url, now_ms))
             .await
     }
 
     async fn unassign_node(&self, url: &str, now_ms: i64) -> Result<u64, TokenStoreError> {
-        let url = nodes::normalize(url).to_owned();
+        let url = normalize(url).to_owned();
         self.write(move |tx, ctx| nodes::unassign(tx, ctx, &url, now_ms))
             .await
     }

@@ -1,28 +1,11 @@
 //! Statements on the `nodes` table, and the choice of a node for a new user (the rule is
-//! described in the module docs of `sqlite`).
+//! described in `rules`).
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{Ctx, backend, is_unique_violation};
+use crate::rules::{Candidate, RELEASE_ROUNDS, pick};
 use crate::{Node, NodeChange, TokenStoreError};
-
-/// How many times capacity is released before giving up on finding a node.
-const RELEASE_ROUNDS: usize = 5;
-
-/// A node URL as stored: without a trailing slash, so that `https://a/` and `https://a` are
-/// one node and `{node}/1.5/{uid}` never has a double slash.
-pub fn normalize(url: &str) -> &str {
-    url.trim_end_matches('/')
-}
-
-/// The node a new user goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub id: i64,
-    pub url: String,
-    pub current_load: i64,
-    pub capacity: i64,
-}
 
 /// Chooses the best node, releasing capacity when every node has spent its budget. Runs in
 /// the caller's write transaction, so the choice and the slot taken on it commit together.
@@ -70,26 +53,6 @@ fn candidates(tx: &Transaction<'_>, ctx: Ctx) -> Result<Vec<Candidate>, TokenSto
         })
         .map_err(backend)?;
     rows.collect::<Result<_, _>>().map_err(backend)
-}
-
-/// The best of the candidates: empty first, then the lowest `fullness`, then the lowest id.
-pub fn pick(candidates: Vec<Candidate>) -> Option<Candidate> {
-    candidates.into_iter().min_by(|a, b| {
-        fullness(a.current_load, a.capacity)
-            .total_cmp(&fullness(b.current_load, b.capacity))
-            .then(a.id.cmp(&b.id))
-    })
-}
-
-/// `ln(load) / ln(capacity)`, or -1 for an empty node (whose logarithm is undefined). A
-/// candidate has `capacity > load`, so a loaded candidate has `capacity >= 2` and a positive
-/// denominator.
-fn fullness(load: i64, capacity: i64) -> f64 {
-    if load <= 0 {
-        -1.0
-    } else {
-        (load as f64).ln() / (capacity as f64).ln()
-    }
 }
 
 /// Gives each node that spent its budget and still has room (and is not down) a slice of
@@ -267,60 +230,4 @@ fn node_from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
         downed: row.get::<_, i64>(5)? != 0,
         backoff: row.get::<_, i64>(6)? != 0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cmp::Ordering;
-
-    use super::*;
-
-    /// Whether `pick` prefers `a` over `b`.
-    fn order(a: &Candidate, b: &Candidate) -> Ordering {
-        match pick(vec![a.clone(), b.clone()]) {
-            Some(best) if best == *a => Ordering::Less,
-            _ => Ordering::Greater,
-        }
-    }
-
-    fn node(id: i64, current_load: i64, capacity: i64) -> Candidate {
-        Candidate {
-            id,
-            url: format!("https://n{id}"),
-            current_load,
-            capacity,
-        }
-    }
-
-    #[test]
-    fn an_empty_node_comes_first() {
-        assert_eq!(order(&node(2, 0, 10), &node(1, 1, 1000)), Ordering::Less);
-        assert_eq!(order(&node(1, 1, 1000), &node(2, 0, 10)), Ordering::Greater);
-    }
-
-    #[test]
-    fn fullness_is_measured_on_a_log_scale() {
-        // ln 10 / ln 100 = 0.5 and ln 20 / ln 1000 ≈ 0.43: the bigger node wins although
-        // it holds more users.
-        assert_eq!(order(&node(2, 20, 1000), &node(1, 10, 100)), Ordering::Less);
-        // A node with one user (ln 1 = 0) beats any node with more.
-        assert_eq!(
-            order(&node(2, 1, 2), &node(1, 2, 1_000_000)),
-            Ordering::Less
-        );
-    }
-
-    #[test]
-    fn ties_go_to_the_lowest_id() {
-        assert_eq!(order(&node(1, 10, 100), &node(2, 10, 100)), Ordering::Less);
-        assert_eq!(order(&node(2, 0, 100), &node(1, 0, 5)), Ordering::Greater);
-        assert_eq!(pick(vec![]), None);
-    }
-
-    #[test]
-    fn urls_lose_trailing_slashes() {
-        assert_eq!(normalize("https://a.example/"), "https://a.example");
-        assert_eq!(normalize("https://a.example//"), "https://a.example");
-        assert_eq!(normalize("https://a.example"), "https://a.example");
-    }
 }

@@ -5,11 +5,10 @@
 //! updated in place except for the forward-only `generation` / `keys_changed_at` update and
 //! `replaced_at`, so a uid always names the same storage bucket.
 
-use std::cmp::Reverse;
-
 use rusqlite::{Connection, Row, Transaction, params};
 
 use super::{Ctx, backend, begin_write, nodes};
+use crate::rules::{reusable, summarize};
 use crate::{TokenStoreError, UserKeys, UserRecord, UserState};
 
 /// How many of an account's rows are read to find its current one and its old client
@@ -52,42 +51,6 @@ pub fn get_user(
     Ok(Some(summary.state))
 }
 
-/// What `get_user` learns from an account's rows.
-#[derive(Debug)]
-struct Summary {
-    state: UserState,
-    /// Rows other than the current one that are not marked replaced.
-    unreplaced: Vec<u64>,
-}
-
-/// Picks the current row (highest generation, then newest; the query's order, newest first
-/// and then highest uid, breaks remaining ties) and collects what the other rows say.
-fn summarize(mut rows: Vec<UserRecord>) -> Option<Summary> {
-    // Stable, so rows equal in both keys keep the query's order.
-    rows.sort_by_key(|row| Reverse((row.generation, row.created_at)));
-    let mut rows = rows.into_iter();
-    let current = rows.next()?;
-    let mut old_client_states: Vec<String> = Vec::new();
-    let mut unreplaced = Vec::new();
-    for row in rows {
-        if row.client_state != current.client_state
-            && !old_client_states.contains(&row.client_state)
-        {
-            old_client_states.push(row.client_state);
-        }
-        if row.replaced_at.is_none() {
-            unreplaced.push(row.uid);
-        }
-    }
-    Some(Summary {
-        state: UserState {
-            current,
-            old_client_states,
-        },
-        unreplaced,
-    })
-}
-
 /// The account's newest rows, with their node's URL (None when the node row is gone).
 fn recent_rows(
     conn: &Connection,
@@ -112,13 +75,23 @@ fn recent_rows(
 }
 
 /// Creates a row for `keys` on the best node and marks every other unreplaced row of the
-/// account replaced, all in the caller's write transaction.
+/// account replaced, all in the caller's write transaction, unless a concurrent request
+/// already made the row (`rules::reusable`): then that row is returned, moved forward.
+/// The immediate transaction holds the file's write lock, so the account's rows cannot
+/// change between this read and the insert.
 pub fn allocate_user(
     tx: &Transaction<'_>,
     ctx: Ctx,
     keys: &UserKeys,
     now_ms: i64,
 ) -> Result<UserRecord, TokenStoreError> {
+    if let Some(summary) = summarize(recent_rows(tx, ctx, &keys.email)?)
+        && let Some(record) = reusable(&summary.state, keys)
+    {
+        update_user(tx, record.uid, keys.generation, keys.keys_changed_at)?;
+        tracing::info!(uid = record.uid, "allocation joined a concurrent one");
+        return Ok(record);
+    }
     let node = nodes::best_node(tx, ctx)?;
     nodes::take_slot(tx, node.id)?;
     tx.prepare_cached(
@@ -250,48 +223,6 @@ mod tests {
             client_state: client_state.into(),
             keys_changed_at: None,
         }
-    }
-
-    fn row(uid: u64, generation: i64, client_state: &str, created_at: i64) -> UserRecord {
-        UserRecord {
-            uid,
-            email: "a@x".into(),
-            generation,
-            client_state: client_state.into(),
-            keys_changed_at: None,
-            created_at,
-            replaced_at: Some(created_at + 1),
-            node: None,
-            node_id: 1,
-        }
-    }
-
-    #[test]
-    fn the_highest_generation_is_current_even_if_older() {
-        // Rows arrive newest first, as the query returns them.
-        let rows = vec![
-            row(3, 1, "cc", 300),
-            row(2, 5, "bb", 200),
-            row(1, 1, "aa", 100),
-        ];
-        let summary = summarize(rows).unwrap();
-        assert_eq!(summary.state.current.uid, 2);
-        assert_eq!(summary.state.old_client_states, vec!["cc", "aa"]);
-    }
-
-    #[test]
-    fn old_client_states_are_distinct_and_exclude_the_current_one() {
-        let rows = vec![
-            row(4, 3, "cc", 400),
-            row(3, 2, "aa", 300),
-            row(2, 1, "cc", 200),
-            row(1, 1, "aa", 100),
-        ];
-        let summary = summarize(rows).unwrap();
-        assert_eq!(summary.state.current.uid, 4);
-        assert_eq!(summary.state.old_client_states, vec!["aa"]);
-        assert!(summary.unreplaced.is_empty());
-        assert!(summarize(vec![]).is_none());
     }
 
     /// Two rows both left unreplaced (as a race between two processes could leave them)

@@ -1,36 +1,82 @@
 //! The `TokenStore` conformance suite: every backend must pass every check here.
 //!
 //! Each check runs against every backend `backends()` returns: SQLite on a fresh temporary
-//! file always, and others (PostgreSQL through `SYNCSTACK_TEST_POSTGRES_URL`, once that
-//! backend exists) when their test database is configured. Checks speak only the trait, so
-//! a new backend gets the whole suite by adding one line to `backends()`. The checks at the
-//! end, under "SQLite only", are about the database file itself.
+//! file always, and PostgreSQL, each test in its own throwaway schema, when
+//! `SYNCSTACK_TEST_POSTGRES_URL` names a server (without it the PostgreSQL half is skipped,
+//! so a bare `cargo test` needs no server). Checks speak only the trait, so a new backend
+//! gets the whole suite by adding one line to `backends()`. "Several processes" runs two
+//! store instances on one database (two connections or pools, as two processes have). The
+//! checks at the end, under "SQLite only", are about the database file itself.
 //!
 //! Every backend starts from an empty store with the default release rate (0.1).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use postgres_support::TestSchema;
+use tokenserver_store::postgres::PostgresTokenStore;
 use tokenserver_store::sqlite::SqliteTokenStore;
 use tokenserver_store::{Node, NodeChange, TokenStore, TokenStoreError, UserKeys};
 
 struct Backend {
     name: &'static str,
     store: Arc<dyn TokenStore>,
+    /// A second instance on the same database, as a second process would have.
+    other: Arc<dyn TokenStore>,
     _dir: Option<tempfile::TempDir>,
+    schema: Option<TestSchema>,
+}
+
+impl Drop for Backend {
+    /// Drops the PostgreSQL test schema. `Drop` cannot await, so a thread with its own
+    /// runtime does it; a failure only leaves a schema behind, which is not worth a panic.
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(schema.drop_schema())
+            })
+            .join();
+        }
+    }
 }
 
 fn sqlite() -> Backend {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteTokenStore::open(&dir.path().join("tokens.db"), true).unwrap();
+    let path = dir.path().join("tokens.db");
+    let store = SqliteTokenStore::open(&path, true).unwrap();
+    let other = SqliteTokenStore::open(&path, false).unwrap();
     Backend {
         name: "sqlite",
         store: Arc::new(store),
+        other: Arc::new(other),
         _dir: Some(dir),
+        schema: None,
     }
 }
 
+/// A fresh schema on the server `SYNCSTACK_TEST_POSTGRES_URL` names, if it names one.
+async fn postgres() -> Option<Backend> {
+    let base = std::env::var("SYNCSTACK_TEST_POSTGRES_URL").ok()?;
+    let schema = TestSchema::create(&base).await.unwrap();
+    let store = PostgresTokenStore::open(schema.url(), 4).await.unwrap();
+    let other = PostgresTokenStore::open(schema.url(), 4).await.unwrap();
+    Some(Backend {
+        name: "postgres",
+        store: Arc::new(store),
+        other: Arc::new(other),
+        _dir: None,
+        schema: Some(schema),
+    })
+}
+
 async fn backends() -> Vec<Backend> {
-    vec![sqlite()]
+    let mut all = vec![sqlite()];
+    all.extend(postgres().await);
+    all
 }
 
 fn keys(email: &str, generation: i64, client_state: &str, kca: Option<i64>) -> UserKeys {
@@ -608,6 +654,134 @@ async fn node_management() {
     }
 }
 
+#[tokio::test]
+async fn allocating_the_current_client_state_again_returns_the_current_row() {
+    for b in backends().await {
+        let s = &*b.store;
+        s.add_node("https://n.example", 100).await.unwrap();
+        let email = "a@accounts.example";
+        let first = s
+            .allocate_user(&keys(email, 5, "aaaa", Some(50)), 1000)
+            .await
+            .unwrap();
+        // What a second device of the same new user sends a moment later: same client
+        // state, a newer generation. It joins the row, moved forward; no slot is taken.
+        let second = s
+            .allocate_user(&keys(email, 6, "aaaa", Some(40)), 1001)
+            .await
+            .unwrap();
+        assert_eq!(second.uid, first.uid, "{}", b.name);
+        assert_eq!(
+            (second.generation, second.keys_changed_at, second.created_at),
+            (6, Some(50), 1000),
+            "{}",
+            b.name
+        );
+        let state = s.get_user(email).await.unwrap().unwrap();
+        assert_eq!(state.current, second, "{}", b.name);
+        assert_eq!(node(s, "https://n.example").await.current_load, 1);
+        assert_eq!(s.replaced_users(i64::MAX, 10).await.unwrap(), vec![]);
+    }
+}
+
+/// Many new users ask at once through two store instances (two processes) for more slots
+/// than the nodes have, each user from two devices at once, one per instance. No node may
+/// take more users than its capacity, each user must end with one row (both devices get
+/// the same uid), and every node's load must equal the users assigned to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_processes_allocating_at_once_never_over_assign() {
+    for b in backends().await {
+        let n = b.name;
+        b.store.add_node("https://a.example", 20).await.unwrap();
+        b.store.add_node("https://b.example", 30).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..80 {
+            for store in [b.store.clone(), b.other.clone()] {
+                tasks.push(tokio::spawn(async move {
+                    (i, store.allocate_user(&user(i), 1000 + i as i64).await)
+                }));
+            }
+        }
+        let mut uids: HashMap<usize, HashSet<u64>> = HashMap::new();
+        let mut per_node: HashMap<String, HashSet<u64>> = HashMap::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Ok(record)) => {
+                    uids.entry(i).or_default().insert(record.uid);
+                    per_node
+                        .entry(record.node.clone().unwrap())
+                        .or_default()
+                        .insert(record.uid);
+                }
+                (_, Err(TokenStoreError::NoNodeAvailable)) => {}
+                (i, Err(other)) => panic!("{n}: user {i}: {other:?}"),
+            }
+        }
+        assert!(
+            uids.values().all(|set| set.len() == 1),
+            "{n}: a user got two uids: {uids:?}"
+        );
+        assert_eq!(uids.len(), 50, "{n}: users placed");
+        for node_row in b.store.list_nodes().await.unwrap() {
+            let assigned = per_node.get(&node_row.url).map_or(0, HashSet::len) as i64;
+            assert_eq!(
+                node_row.current_load, node_row.capacity,
+                "{n}: {node_row:?}"
+            );
+            assert_eq!(node_row.current_load, assigned, "{n}: {node_row:?}");
+        }
+        assert_eq!(
+            b.other.replaced_users(i64::MAX, 1000).await.unwrap(),
+            vec![],
+            "{n}: a second row replaced a first"
+        );
+        for (i, set) in &uids {
+            let state = b.other.get_user(&user(*i).email).await.unwrap().unwrap();
+            assert!(set.contains(&state.current.uid), "{n}");
+        }
+    }
+}
+
+/// A configured release rate applies on every backend.
+async fn check_release_rate(s: &dyn TokenStore) {
+    s.add_node("https://n.example", 100).await.unwrap();
+    s.add_node("https://tiny.example", 1).await.unwrap();
+    let spent = |load| NodeChange {
+        available: Some(0),
+        current_load: Some(load),
+        ..NodeChange::default()
+    };
+    s.update_node("https://n.example", spent(10)).await.unwrap();
+    s.update_node("https://tiny.example", spent(0))
+        .await
+        .unwrap();
+    let got = s.allocate_user(&user(0), 1000).await.unwrap();
+    assert_eq!(got.node.as_deref(), Some("https://tiny.example"));
+    assert_eq!(node(s, "https://n.example").await.available, 25);
+    // 1 * 0.25 rounds to 0, but a node with room gets at least one slot back, so the
+    // empty tiny node takes the user.
+    let tiny = node(s, "https://tiny.example").await;
+    assert_eq!((tiny.current_load, tiny.available), (1, 0));
+}
+
+#[tokio::test]
+async fn release_rate_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteTokenStore::open(&dir.path().join("tokens.db"), true)
+        .unwrap()
+        .with_release_rate(0.25);
+    check_release_rate(&s).await;
+    if let Some(mut b) = postgres().await {
+        let url = b.schema.as_ref().unwrap().url().to_owned();
+        let s = PostgresTokenStore::open(&url, 2)
+            .await
+            .unwrap()
+            .with_release_rate(0.25);
+        check_release_rate(&s).await;
+        b.store = Arc::new(s);
+    }
+}
+
 // ---- SQLite only: the database file ----
 
 #[tokio::test]
@@ -651,30 +825,4 @@ async fn sqlite_data_survives_reopening() {
         .await
         .unwrap();
     assert_eq!(s.list_nodes().await.unwrap()[0].current_load, 3);
-}
-
-#[tokio::test]
-async fn sqlite_release_rate_is_configurable() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteTokenStore::open(&dir.path().join("tokens.db"), true)
-        .unwrap()
-        .with_release_rate(0.25);
-    s.add_node("https://n.example", 100).await.unwrap();
-    s.add_node("https://tiny.example", 1).await.unwrap();
-    let spent = |load| NodeChange {
-        available: Some(0),
-        current_load: Some(load),
-        ..NodeChange::default()
-    };
-    s.update_node("https://n.example", spent(10)).await.unwrap();
-    s.update_node("https://tiny.example", spent(0))
-        .await
-        .unwrap();
-    let got = s.allocate_user(&user(0), 1000).await.unwrap();
-    assert_eq!(got.node.as_deref(), Some("https://tiny.example"));
-    assert_eq!(node(&s, "https://n.example").await.available, 25);
-    // 1 * 0.25 rounds to 0, but a node with room gets at least one slot back, so the
-    // empty tiny node takes the user.
-    let tiny = node(&s, "https://tiny.example").await;
-    assert_eq!((tiny.current_load, tiny.available), (1, 0));
 }
