@@ -14,6 +14,8 @@
 //! server decides who may do what.
 #![deny(missing_docs)]
 
+pub mod postgres;
+mod rules;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,6 +118,26 @@ pub struct Write {
     pub forced_timestamp: Option<i64>,
 }
 
+/// A lock taken with [`SettingsStore::lock`], released when this value is dropped.
+pub struct StoreLock {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl StoreLock {
+    /// Wraps whatever keeps a backend's lock held (a mutex guard, a connection).
+    pub fn new(held: impl Send + Sync + 'static) -> Self {
+        StoreLock {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreLock")
+    }
+}
+
 /// What can go wrong, for the server to map to Kinto's errors.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
@@ -190,6 +212,15 @@ pub trait SettingsStore: Send + Sync + 'static {
 
     /// Deletes everything (the test-only flush endpoint).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Waits for the lock named `name` and holds it until the returned [`StoreLock`] is
+    /// dropped. It is what keeps a multi-write operation (a review workflow step: copy,
+    /// sign, update the source) from interleaving with another one, since the trait has no
+    /// transaction spanning several calls. It excludes every holder using the same
+    /// database: every process on PostgreSQL (an advisory lock), this process on SQLite
+    /// (which is served by one process). Not reentrant: a holder that asks again waits
+    /// forever.
+    async fn lock(&self, name: &str) -> Result<StoreLock, StoreError>;
 
     /// Checks that the database answers.
     async fn check(&self) -> Result<(), StoreError>;

@@ -49,6 +49,12 @@
 //! ASCII) narrowed to `u` itself and `u/...`, never with `LIKE`, whose `_` wildcard would
 //! match ids containing `_`, and which would also catch siblings such as `u-x`.
 //!
+//! # Locks
+//!
+//! [`SettingsStore::lock`] is a named mutex in this process. Two processes could open one
+//! file, but syncstack serves an SQLite database from one process; a deployment of several
+//! processes uses PostgreSQL, whose locks are shared.
+//!
 //! # Permissions
 //!
 //! One row per (URI, permission, principal). A permission stored with no principal has no
@@ -58,6 +64,7 @@ mod objects;
 mod perms;
 mod schema;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,13 +72,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, Write};
+use crate::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, StoreLock, Write};
 
 /// A [`SettingsStore`] on one SQLite database file.
 #[derive(Clone)]
 pub struct SqliteSettingsStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// The named locks of [`SettingsStore::lock`], kept in this process only: an SQLite
+    /// database is served by one process.
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl SqliteSettingsStore {
@@ -89,6 +99,7 @@ impl SqliteSettingsStore {
         Ok(SqliteSettingsStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
+            locks: Arc::default(),
         })
     }
 
@@ -146,13 +157,6 @@ fn backend(error: rusqlite::Error) -> StoreError {
         return StoreError::Conflict;
     }
     StoreError::Backend(error.to_string())
-}
-
-/// The bounds for "`uri` and every URI under it": `(uri, uri + "/", uri + "0")`. A text
-/// `t` is `uri` or starts with `uri/` exactly when `uri <= t < uri0` and (`t = uri` or
-/// `t >= uri/`): SQLite compares text bytewise, and `0` is the byte after `/`.
-fn under(uri: &str) -> (&str, String, String) {
-    (uri, format!("{uri}/"), format!("{uri}0"))
 }
 
 /// The wall clock in milliseconds.
@@ -231,6 +235,14 @@ impl SettingsStore for SqliteSettingsStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.write(|tx, _| objects::flush(tx)).await
+    }
+
+    async fn lock(&self, name: &str) -> Result<StoreLock, StoreError> {
+        let mutex = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(name.to_owned()).or_default().clone()
+        };
+        Ok(StoreLock::new(mutex.lock_owned().await))
     }
 
     async fn check(&self) -> Result<(), StoreError> {

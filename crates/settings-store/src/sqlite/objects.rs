@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Map;
 
-use super::{backend, perms, under};
+use super::{backend, perms};
+use crate::rules::{check, next_timestamp, under, uri};
 use crate::{Kind, Object, Precondition, StoreError, Write};
 
 /// An `objects` row before its JSON is parsed.
@@ -42,12 +43,6 @@ impl Raw {
             deleted: self.deleted,
         })
     }
-}
-
-/// The URI of an object: its parent's URI, its kind and its id (`/buckets/b` for a bucket,
-/// whose parent is `""`).
-pub fn uri(kind: Kind, parent: &str, id: &str) -> String {
-    format!("{parent}/{}/{id}", kind.plural())
 }
 
 /// One live object.
@@ -127,18 +122,6 @@ fn set_timestamp(
     Ok(())
 }
 
-/// The timestamp after `previous` (the list's): `max(now, previous + 1)`, or `forced` when
-/// it is newer than `previous` (Kinto ignores a forced value that is not).
-fn next_timestamp(previous: i64, now: i64, forced: Option<i64>) -> Result<i64, StoreError> {
-    match forced {
-        Some(forced) if forced > previous => Ok(forced),
-        _ => previous
-            .checked_add(1)
-            .map(|bumped| bumped.max(now))
-            .ok_or_else(|| StoreError::Backend("list timestamp overflow".into())),
-    }
-}
-
 /// Takes the list's next timestamp and records it as the list's.
 fn take_timestamp(
     conn: &Connection,
@@ -150,23 +133,6 @@ fn take_timestamp(
     let next = next_timestamp(timestamp(conn, kind, parent)?, now, forced)?;
     set_timestamp(conn, kind, parent, next)?;
     Ok(next)
-}
-
-/// Checks `precondition` against the current live object.
-fn check(precondition: Precondition, current: Option<&Object>) -> Result<(), StoreError> {
-    let holds = match precondition {
-        Precondition::None => true,
-        Precondition::IfMatch(ts) => current.is_some_and(|o| o.last_modified == ts),
-        Precondition::IfExists => current.is_some(),
-        Precondition::IfAbsent => current.is_none(),
-    };
-    if holds {
-        Ok(())
-    } else {
-        Err(StoreError::PreconditionFailed {
-            existing: current.cloned(),
-        })
-    }
 }
 
 /// Creates or replaces an object; see [`crate::SettingsStore::put`].
@@ -335,22 +301,4 @@ fn purge_under(conn: &Connection, uri: &str) -> Result<(), StoreError> {
 pub fn flush(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DELETE FROM objects; DELETE FROM timestamps; DELETE FROM permissions;")
         .map_err(backend)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_timestamp;
-
-    #[test]
-    fn next_timestamp_follows_kinto() {
-        // The clock when it is ahead, else one past the list.
-        assert_eq!(next_timestamp(10, 50, None), Ok(50));
-        assert_eq!(next_timestamp(50, 50, None), Ok(51));
-        assert_eq!(next_timestamp(80, 50, None), Ok(81));
-        // A forced value only when newer than the list, even if behind the clock.
-        assert_eq!(next_timestamp(10, 50, Some(20)), Ok(20));
-        assert_eq!(next_timestamp(10, 50, Some(10)), Ok(50));
-        assert_eq!(next_timestamp(80, 50, Some(5)), Ok(81));
-        assert!(next_timestamp(i64::MAX, 50, None).is_err());
-    }
 }

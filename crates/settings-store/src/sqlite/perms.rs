@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::{backend, under};
+use super::backend;
+use crate::rules::under;
 use crate::{Permissions, StoreError};
 
 /// The permissions stored on `uri`. Only non-empty sets exist: a permission stored with no

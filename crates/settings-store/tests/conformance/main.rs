@@ -1,39 +1,88 @@
 //! The `SettingsStore` conformance suite: every backend must pass every check here.
 //!
 //! Each check runs against every backend `backends()` returns: SQLite on a fresh temporary
-//! file always, and others (PostgreSQL through `SYNCSTACK_TEST_POSTGRES_URL`, once that
-//! backend exists) when their test database is configured. Checks speak only the trait, so
-//! a new backend gets the whole suite by adding one line to `backends()`. The checks at the
-//! end, under "SQLite only", are about the database file itself.
+//! file always, and PostgreSQL, each test in its own throwaway schema, when
+//! `SYNCSTACK_TEST_POSTGRES_URL` names a server (without it the PostgreSQL half is skipped,
+//! so a bare `cargo test` needs no server). Checks speak only the trait, so a new backend
+//! gets the whole suite by adding one line to `backends()`. "Several processes" checks use
+//! a second store instance on the same database (its own connections, as a second process
+//! has). The checks at the end, under "SQLite only", are about the database file itself.
 //!
 //! Every backend starts from an empty store.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use postgres_support::TestSchema;
 use serde_json::{Map, Value, json};
+use settings_store::postgres::PostgresSettingsStore;
 use settings_store::sqlite::SqliteSettingsStore;
 use settings_store::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, Write};
 
 struct Backend {
     name: &'static str,
     store: Arc<dyn SettingsStore>,
+    /// A second instance on the same database, as a second process would have.
+    other: Arc<dyn SettingsStore>,
+    /// Whether `lock` excludes holders in other instances (processes), not only this one.
+    shared_locks: bool,
     _dir: Option<tempfile::TempDir>,
+    schema: Option<TestSchema>,
+}
+
+impl Drop for Backend {
+    /// Drops the PostgreSQL test schema. `Drop` cannot await, so a thread with its own
+    /// runtime does it; a failure only leaves a schema behind, which is not worth a panic.
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(schema.drop_schema())
+            })
+            .join();
+        }
+    }
 }
 
 fn sqlite() -> Backend {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteSettingsStore::open(&dir.path().join("settings.db"), true).unwrap();
+    let path = dir.path().join("settings.db");
+    let store = SqliteSettingsStore::open(&path, true).unwrap();
+    let other = SqliteSettingsStore::open(&path, false).unwrap();
     Backend {
         name: "sqlite",
         store: Arc::new(store),
+        other: Arc::new(other),
+        shared_locks: false,
         _dir: Some(dir),
+        schema: None,
     }
 }
 
+/// A fresh schema on the server `SYNCSTACK_TEST_POSTGRES_URL` names, if it names one.
+async fn postgres() -> Option<Backend> {
+    let base = std::env::var("SYNCSTACK_TEST_POSTGRES_URL").ok()?;
+    let schema = TestSchema::create(&base).await.unwrap();
+    let store = PostgresSettingsStore::open(schema.url(), 4).await.unwrap();
+    let other = PostgresSettingsStore::open(schema.url(), 4).await.unwrap();
+    Some(Backend {
+        name: "postgres",
+        store: Arc::new(store),
+        other: Arc::new(other),
+        shared_locks: true,
+        _dir: None,
+        schema: Some(schema),
+    })
+}
+
 async fn backends() -> Vec<Backend> {
-    vec![sqlite()]
+    let mut all = vec![sqlite()];
+    all.extend(postgres().await);
+    all
 }
 
 // ---------------------------------------------------------------------------------------
@@ -939,6 +988,107 @@ async fn check_answers() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Several processes
+// ---------------------------------------------------------------------------------------
+
+/// Two instances on one database are two sets of connections, as two server processes
+/// have: the database (the file's write lock, PostgreSQL's row locks), not an in-process
+/// mutex, must keep their timestamps apart and lose no write. Half the writes go to one
+/// object from both instances at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_processes_writing_one_collection() {
+    for b in backends().await {
+        let n = b.name;
+        let stores = [b.store.clone(), b.other.clone()];
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let s = stores[i % 2].clone();
+                let id = if i % 4 < 2 {
+                    format!("r{i}")
+                } else {
+                    "same".to_owned()
+                };
+                tokio::spawn(async move { s.put(record(&id, json!({"i": i}))).await })
+            })
+            .collect();
+        let mut stamps = HashSet::new();
+        let mut same = Vec::new();
+        for t in tasks {
+            let (object, _) = t.await.unwrap().unwrap_or_else(|e| panic!("{n}: {e:?}"));
+            stamps.insert(object.last_modified);
+            if object.id == "same" {
+                same.push(object);
+            }
+        }
+        assert_eq!(
+            stamps.len(),
+            100,
+            "{n}: repeated timestamps across instances"
+        );
+        let max = *stamps.iter().max().unwrap();
+        let last_same = same.iter().max_by_key(|o| o.last_modified).unwrap();
+        for s in &stores {
+            assert_eq!(ts(&**s, Kind::Record, C).await, max, "{n}");
+            let listed = live(&**s, Kind::Record, C).await;
+            assert_eq!(listed.len(), 51, "{n}: 50 distinct records and one shared");
+            // The shared object holds the write that took the last timestamp.
+            assert_eq!(
+                get(&**s, Kind::Record, C, "same").await.as_ref(),
+                Some(last_same),
+                "{n}"
+            );
+        }
+    }
+}
+
+/// `lock` keeps a second holder waiting until the first lets go: any other caller of the
+/// same instance on every backend, and callers in other instances (processes) where the
+/// backend shares its locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_excludes_other_holders_until_released() {
+    for b in backends().await {
+        let n = b.name;
+        let mut rivals = vec![b.store.clone()];
+        if b.shared_locks {
+            rivals.push(b.other.clone());
+        }
+        for rival in rivals {
+            let held = b.store.lock("review").await.unwrap();
+            let waiting = {
+                let rival = rival.clone();
+                tokio::spawn(async move { rival.lock("review").await })
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(!waiting.is_finished(), "{n}: took a held lock");
+            // Other names are independent.
+            let other_name = tokio::time::timeout(Duration::from_secs(5), rival.lock("other"))
+                .await
+                .unwrap_or_else(|_| panic!("{n}: an unrelated lock waited"))
+                .unwrap();
+            drop(other_name);
+            drop(held);
+            let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+                .await
+                .unwrap_or_else(|_| panic!("{n}: the lock was not released"))
+                .unwrap()
+                .unwrap();
+            drop(got);
+        }
+        // A caller that gives up waiting leaves nothing held behind.
+        let held = b.store.lock("review").await.unwrap();
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(200), b.store.lock("review")).await;
+        assert!(gave_up.is_err(), "{n}");
+        drop(held);
+        let again = tokio::time::timeout(Duration::from_secs(5), b.other.lock("review")).await;
+        assert!(
+            again.is_ok(),
+            "{n}: lock still held after its waiter gave up"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // SQLite only
 // ---------------------------------------------------------------------------------------
 
@@ -976,32 +1126,4 @@ async fn sqlite_open_without_create_fails_on_a_missing_file() {
         Ok(_) => panic!("opened a missing file"),
     }
     assert!(!path.exists(), "the file was created");
-}
-
-/// Two stores on one file are two connections, as two server processes would have: the
-/// file's write lock, not the in-process mutex, must keep their timestamps apart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_timestamps_strictly_increase_across_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("settings.db");
-    let stores = [
-        Arc::new(SqliteSettingsStore::open(&path, true).unwrap()),
-        Arc::new(SqliteSettingsStore::open(&path, false).unwrap()),
-    ];
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
-            let s = stores[i % 2].clone();
-            tokio::spawn(async move { s.put(record(&format!("r{i}"), json!({}))).await })
-        })
-        .collect();
-    let mut stamps = HashSet::new();
-    for t in tasks {
-        stamps.insert(t.await.unwrap().unwrap().0.last_modified);
-    }
-    assert_eq!(stamps.len(), 50, "repeated timestamps across connections");
-    let max = *stamps.iter().max().unwrap();
-    for s in &stores {
-        assert_eq!(ts(&**s, Kind::Record, C).await, max);
-        assert_eq!(live(&**s, Kind::Record, C).await.len(), 50);
-    }
 }
