@@ -4,6 +4,15 @@
 //! here too: a write anywhere bumps a generation counter, and a cached body is served only
 //! while its generation is current and for at most [`CACHE_TTL`], which bounds staleness
 //! when another process writes to the same database.
+//!
+//! Several processes on one PostgreSQL database (behind a load balancer) each keep their
+//! own cache, and a write through one process does not invalidate the others': they may
+//! answer for up to [`CACHE_TTL`] (2 s) with the body from before it. That is the same
+//! order as the `Cache-Control` a CDN in front is allowed, and clients poll: they see the
+//! change on a later poll. A client sent to another process may be shown a body up to 2 s
+//! older than the one it just got; its `_since` / `_expected` logic tolerates that. Checking the
+//! database on every hit instead (a query for the newest list timestamp) would cost a round
+//! trip per poll, which is what this cache exists to avoid (ADR 0011).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KintoSettings {
-    /// Where objects are stored (Kinto's `storage_url`); default
-    /// `sqlite:<data_dir>/settings.db`. Read by the binary, not by the server.
+    /// Where objects are stored (Kinto's `storage_url`): `sqlite:PATH` or `postgres://...`;
+    /// default `sqlite:<data_dir>/settings.db`. Read by the binary, not by the server.
     pub storage_url: Option<String>,
+    /// Most connections to a PostgreSQL database per process (Kinto's `storage_pool_size`;
+    /// not used for SQLite). Read by the binary.
+    pub storage_pool_size: usize,
     /// Page size of list endpoints (`Next-Page` beyond it); none = `storage_max_fetch_size`.
     pub paginate_by: Option<usize>,
     /// Most objects a list returns in one page, whatever `paginate_by` or `_limit` say.
@@ -60,6 +63,7 @@ impl Default for KintoSettings {
     fn default() -> Self {
         KintoSettings {
             storage_url: None,
+            storage_pool_size: 10,
             paginate_by: None,
             storage_max_fetch_size: 10_000,
             flush_endpoint_enabled: false,

@@ -1,7 +1,8 @@
 //! Opening the databases named by database URLs.
 //!
-//! Backends are chosen at run time from the URL's scheme. Only `sqlite:` exists today; any
-//! other scheme is refused with the list of supported ones. A default database (no URL
+//! Backends are chosen at run time from the URL's scheme: `sqlite:` everywhere, and
+//! `postgres://` / `postgresql://` for the token server and Remote Settings; any other
+//! scheme is refused with the list of supported ones. A default database (no URL
 //! configured) is created in the data directory; a configured path must already exist unless
 //! the URL says `?mode=rwc`, so that a typo never starts an empty database.
 
@@ -9,9 +10,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use postgres_support::is_postgres_url;
+use settings_store::postgres::PostgresSettingsStore;
 use syncstorage_store::Store;
 use syncstorage_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use tokenserver_store::TokenStore;
+use tokenserver_store::postgres::PostgresTokenStore;
 use tokenserver_store::sqlite::SqliteTokenStore;
 
 use crate::config::{self, Settings};
@@ -91,9 +96,22 @@ pub fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// Opens the token server's database as configured.
-pub fn open_token_store(settings: &Settings) -> anyhow::Result<Arc<dyn TokenStore>> {
-    let url = match &settings.tokenserver.database_url {
+/// Opens the token server's database as configured: PostgreSQL for a `postgres://` URL,
+/// SQLite otherwise.
+pub async fn open_token_store(settings: &Settings) -> anyhow::Result<Arc<dyn TokenStore>> {
+    let config = &settings.tokenserver;
+    let rate = config.node_capacity_release_rate;
+    if let Some(url) = config
+        .database_url
+        .as_deref()
+        .filter(|u| is_postgres_url(u))
+    {
+        let store = PostgresTokenStore::open(url, config.database_pool_max_size)
+            .await
+            .with_context(|| format!("opening {}", config::redact_password(url)))?;
+        return Ok(Arc::new(store.with_release_rate(rate)));
+    }
+    let url = match &config.database_url {
         Some(url) => DatabaseUrl::parse(url)?,
         None => DatabaseUrl::Sqlite {
             path: settings.data_dir.join("tokenserver.db"),
@@ -102,18 +120,25 @@ pub fn open_token_store(settings: &Settings) -> anyhow::Result<Arc<dyn TokenStor
     };
     match url {
         DatabaseUrl::Sqlite { path, create } => {
-            let store = SqliteTokenStore::open(&path, create)?
-                .with_release_rate(settings.tokenserver.node_capacity_release_rate);
+            let store = SqliteTokenStore::open(&path, create)?.with_release_rate(rate);
             Ok(Arc::new(store))
         }
     }
 }
 
-/// Opens the Remote Settings database as configured.
-pub fn open_settings_store(
+/// Opens the Remote Settings database as configured: PostgreSQL for a `postgres://` URL,
+/// SQLite otherwise.
+pub async fn open_settings_store(
     settings: &Settings,
 ) -> anyhow::Result<Arc<dyn settings_store::SettingsStore>> {
-    let url = match &settings.settings.storage_url {
+    let kinto = &settings.settings;
+    if let Some(url) = kinto.storage_url.as_deref().filter(|u| is_postgres_url(u)) {
+        let store = PostgresSettingsStore::open(url, kinto.storage_pool_size)
+            .await
+            .with_context(|| format!("opening {}", config::redact_password(url)))?;
+        return Ok(Arc::new(store));
+    }
+    let url = match &kinto.storage_url {
         Some(url) => DatabaseUrl::parse(url)?,
         None => DatabaseUrl::Sqlite {
             path: settings.data_dir.join("settings.db"),

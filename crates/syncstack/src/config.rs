@@ -93,8 +93,11 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenServerConfig {
-    /// Database URL; default `sqlite:<data_dir>/tokenserver.db`, created if missing.
+    /// Database URL: `sqlite:PATH` or `postgres://...`; default
+    /// `sqlite:<data_dir>/tokenserver.db`, created if missing.
     pub database_url: Option<String>,
+    /// Most connections to a PostgreSQL token database per process (not used for SQLite).
+    pub database_pool_max_size: usize,
     /// Token lifetime in seconds.
     pub token_duration_secs: u64,
     /// Whether users never seen before get a node.
@@ -143,6 +146,7 @@ impl Default for TokenServerConfig {
     fn default() -> Self {
         TokenServerConfig {
             database_url: None,
+            database_pool_max_size: 10,
             token_duration_secs: 3600,
             allow_new_users: true,
             node_type: "sqlite".into(),
@@ -252,7 +256,13 @@ impl std::fmt::Debug for Settings {
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
             .field("easysetup", &self.easysetup)
-            .field("settings", &self.settings)
+            .field(
+                "settings",
+                &settings_server::KintoSettings {
+                    storage_url: self.settings.storage_url.as_deref().map(redact_password),
+                    ..self.settings.clone()
+                },
+            )
             .field("signer", &self.signer)
             .finish()
     }
@@ -264,7 +274,11 @@ impl std::fmt::Debug for RedactedTokenServer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.0;
         f.debug_struct("TokenServerConfig")
-            .field("database_url", &t.database_url)
+            .field(
+                "database_url",
+                &t.database_url.as_deref().map(redact_password),
+            )
+            .field("database_pool_max_size", &t.database_pool_max_size)
             .field("token_duration_secs", &t.token_duration_secs)
             .field("allow_new_users", &t.allow_new_users)
             .field("node_type", &t.node_type)
@@ -278,6 +292,19 @@ impl std::fmt::Debug for RedactedTokenServer<'_> {
             .field("trust_local_identity", &t.trust_local_identity)
             .field("issuers", &t.issuers)
             .finish()
+    }
+}
+
+/// A database URL with its password (`postgres://user:PASSWORD@host/db`) replaced, for
+/// `Debug` output and logs. A URL that does not parse is shown as it is: it has no
+/// password field to hide.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -454,6 +481,20 @@ mod tests {
             ..Settings::default()
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redacts_database_passwords() {
+        let mut settings = Settings::default();
+        settings.tokenserver.database_url = Some("postgres://u:hunter2@db/tokens".into());
+        settings.settings.storage_url = Some("postgresql://u:hunter3@db/settings".into());
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://u:redacted@db/tokens"), "{shown}");
+        assert_eq!(redact_password("sqlite:x.db"), "sqlite:x.db");
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     if runs(Service::Tokenserver) {
-        let store = open_token_store(&settings)?;
+        let store = open_token_store(&settings).await?;
         if storage.is_some() {
             let node = store
                 .ensure_node(&node_url, settings.tokenserver.init_node_capacity)
@@ -133,7 +133,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
     if runs(Service::Settings) {
-        let store = crate::backends::open_settings_store(&settings)?;
+        let store = crate::backends::open_settings_store(&settings).await?;
         let signer = crate::commands::settings::resolved_signer(&settings);
         let workflow = Arc::new(
             Workflow::new(signer, public_url.as_str())

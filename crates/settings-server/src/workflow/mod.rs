@@ -19,9 +19,12 @@
 //!
 //! **Consistency:** the store has no multi-object transaction, so one plugin operation
 //! (copy, sign, update the source) is several writes. Plugin operations and the
-//! `work-in-progress` reset are serialized by one lock, so a record edited during an
-//! approval always leaves the source in `work-in-progress`; if an operation fails half way
-//! the source's status is put back and the error returned.
+//! `work-in-progress` reset are serialized by one lock ([`Workflow::serialize`]), so a
+//! record edited during an approval always leaves the source in `work-in-progress`; if an
+//! operation fails half way the source's status is put back and the error returned. The
+//! lock is the store's ([`SettingsStore::lock`]): on PostgreSQL it holds across every
+//! process serving the database, so servers behind a load balancer cannot interleave two
+//! publishes either.
 
 mod plugin;
 pub mod publish;
@@ -35,7 +38,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use settings_store::Kind;
+use settings_store::{Kind, SettingsStore, StoreError, StoreLock};
 
 use crate::error::KintoError;
 use crate::state::SettingsState;
@@ -54,7 +57,7 @@ pub struct Workflow {
     signer: RwLock<Option<Arc<ChainSigner>>>,
     /// Every chain this process signed with, by file name (old signatures stay checkable).
     chains: Arc<RwLock<HashMap<String, String>>>,
-    /// Serializes the plugin's multi-write operations.
+    /// This process's half of [`Workflow::serialize`].
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -66,6 +69,16 @@ impl std::fmt::Debug for Workflow {
             .field("signer", &self.current_signer())
             .finish_non_exhaustive()
     }
+}
+
+/// The name of the store lock that serializes the workflow's operations.
+const WORKFLOW_LOCK: &str = "remote-settings-workflow";
+
+/// Held while one workflow operation runs; see [`Workflow::serialize`]. The store's lock is
+/// released first (fields drop in order), then this process's.
+struct Serialized<'a> {
+    _store: StoreLock,
+    _process: tokio::sync::MutexGuard<'a, ()>,
 }
 
 /// The stages of one source collection.
@@ -124,6 +137,20 @@ impl Workflow {
             ),
         }
         Ok(workflow)
+    }
+
+    /// Waits until no other workflow operation runs, in this process or (on PostgreSQL) any
+    /// other process on the database. This process's mutex is taken first, so that at most
+    /// one of its tasks waits on the store's lock, which holds a database connection while
+    /// it waits: many waiters would otherwise take every pooled connection and leave the
+    /// holder none to write with.
+    async fn serialize(&self, store: &dyn SettingsStore) -> Result<Serialized<'_>, StoreError> {
+        let process = self.lock.lock().await;
+        let held = store.lock(WORKFLOW_LOCK).await?;
+        Ok(Serialized {
+            _store: held,
+            _process: process,
+        })
     }
 
     /// Signs with a new key and chain from now on (a rotated certificate); the old chain
@@ -307,7 +334,7 @@ impl Workflow {
             };
             for collection in collections {
                 let stages = self.stages(resource, &collection);
-                let _guard = self.lock.lock().await;
+                let _guard = self.serialize(store).await?;
                 let Some(source) = stages.source.metadata(store).await? else {
                     continue;
                 };

@@ -127,7 +127,7 @@ impl Hooks for Workflow {
                     return Ok(());
                 }
                 let result = {
-                    let _guard = self.lock.lock().await;
+                    let _guard = self.serialize(store).await?;
                     self.status_changed(store, &stages, event.caller, before, &event.after.data)
                         .await
                 };

@@ -58,7 +58,7 @@ impl Workflow {
         stages: &Stages,
         caller: &Caller,
     ) -> Result<(), KintoError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.serialize(store).await?;
         if stages.source.metadata(store).await?.is_none() {
             return Ok(());
         }
@@ -85,7 +85,7 @@ impl Workflow {
         metadata: &Map<String, Value>,
     ) -> Result<(), KintoError> {
         let store = state.store.as_ref();
-        let _guard = self.lock.lock().await;
+        let _guard = self.serialize(store).await?;
         let bucket_uri = stages.source.bucket_uri();
         if let Some(creator) = &caller.user_id
             && allowed(store, caller, &[bucket_uri], Action::Create(Kind::Group)).await?
@@ -121,7 +121,7 @@ impl Workflow {
         stages: &Stages,
         before: &Map<String, Value>,
     ) -> Result<(), KintoError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.serialize(store).await?;
         let (editors, reviewers) = self.groups(&stages.source);
         publish::delete_groups(store, &stages.source, [&editors, &reviewers]).await?;
         for target in [stages.preview.as_ref(), Some(&stages.destination)]

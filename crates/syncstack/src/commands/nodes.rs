@@ -40,7 +40,7 @@ fn now_ms() -> i64 {
 /// Runs one `nodes` command.
 pub async fn run(settings: &Settings, command: NodesCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)?;
-    let store = open_token_store(settings)?;
+    let store = open_token_store(settings).await?;
     let flag = |downed: bool| NodeChange {
         downed: Some(downed),
         ..NodeChange::default()

@@ -11,7 +11,7 @@ use crate::secret::master_secret;
 
 /// Runs the purge with a progress bar.
 pub async fn run(settings: &Settings, grace_secs: u64, limit: u32) -> anyhow::Result<()> {
-    let store = open_token_store(settings)?;
+    let store = open_token_store(settings).await?;
     let secret = master_secret(settings, false)?;
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(
