@@ -87,6 +87,27 @@ pub struct Settings {
     pub settings: settings_server::KintoSettings,
     /// The Remote Settings review workflow and content signer.
     pub signer: settings_server::workflow::SignerSettings,
+    /// The Remote Settings client of `syncstack settings sync|get|status`.
+    pub remote_settings_client: SettingsClientConfig,
+}
+
+/// Settings of the Remote Settings client commands (`syncstack settings sync|get|status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettingsClientConfig {
+    /// The server's API root (`.../v1`). Default: this process's public URL + `/v1`.
+    pub server_url: Option<String>,
+    /// SHA-256 of the root certificate signatures must chain to (`3C:01:...`). Default:
+    /// the root of `<data_dir>/signer/root.pem` when it exists.
+    pub root_hash: Option<String>,
+    /// The signer name the signing certificate must carry. Default: Firefox's rule.
+    pub signer_name: Option<String>,
+    /// The client's database. Default `<data_dir>/settings-client.db`.
+    pub database: Option<PathBuf>,
+    /// Packaged dumps (`{dir}/{bucket}/{collection}.json`). Default: none.
+    pub dumps_dir: Option<PathBuf>,
+    /// Whether `sync` without a collection also syncs the `*-preview` buckets.
+    pub include_preview: bool,
 }
 
 /// Settings of the token server.
@@ -213,6 +234,7 @@ impl Default for Settings {
             easysetup: easysetup::channel::ChannelSettings::default(),
             settings: settings_server::KintoSettings::default(),
             signer: settings_server::workflow::SignerSettings::default(),
+            remote_settings_client: SettingsClientConfig::default(),
         }
     }
 }
@@ -254,6 +276,7 @@ impl std::fmt::Debug for Settings {
             .field("easysetup", &self.easysetup)
             .field("settings", &self.settings)
             .field("signer", &self.signer)
+            .field("remote_settings_client", &self.remote_settings_client)
             .finish()
     }
 }
@@ -320,6 +343,7 @@ const SETTING_KEYS: &[&str] = &[
     "easysetup",
     "settings",
     "signer",
+    "remote_settings_client",
 ];
 
 impl Settings {

@@ -8,6 +8,7 @@ mod client;
 mod pair;
 mod process;
 mod settings;
+mod settings_client;
 mod tokenserver;
 
 use std::os::unix::fs::PermissionsExt;
