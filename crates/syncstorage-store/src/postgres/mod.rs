@@ -500,6 +500,8 @@ impl Store for PostgresStore {
         .await
     }
 
+    /// Connections open and idle; `waiting_writers` counts requests (reads or writes)
+    /// waiting for a pooled connection, PostgreSQL having no single writer to queue for.
     fn pool_state(&self) -> PoolState {
         let status = self.pool.status();
         PoolState {
