@@ -1,7 +1,8 @@
 //! Opening the databases named by database URLs.
 //!
-//! Backends are chosen at run time from the URL's scheme. Only `sqlite:` exists today; any
-//! other scheme is refused with the list of supported ones. A default database (no URL
+//! Backends are chosen at run time from the URL's scheme, every backend compiled in:
+//! `sqlite:` for every database, and `postgres://` (or `postgresql://`) for the storage
+//! node's; any other scheme is refused with the list of supported ones. A default database (no URL
 //! configured) is created in the data directory; a configured path must already exist unless
 //! the URL says `?mode=rwc`, so that a typo never starts an empty database.
 
@@ -9,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use syncstorage_store::Store;
+use syncstorage_store::postgres::{PostgresOptions, PostgresStore};
 use syncstorage_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use tokenserver_store::TokenStore;
 use tokenserver_store::sqlite::SqliteTokenStore;
@@ -65,10 +68,24 @@ impl DatabaseUrl {
     }
 }
 
-/// Opens the storage node's database as configured.
-pub fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the storage node's database as configured: PostgreSQL for a `postgres://` URL
+/// (the database must exist; its tables are created or migrated), else SQLite.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let batch_lifetime = Duration::from_secs(settings.storage.batch_lifetime_secs);
     let url = match &settings.storage.database_url {
-        Some(url) => DatabaseUrl::parse(url)?,
+        Some(url) if postgres_support::is_postgres_url(url) => {
+            let options = PostgresOptions {
+                max_connections: settings.storage.max_connections.max(1) as usize,
+                batch_lifetime,
+                ..PostgresOptions::default()
+            };
+            let store = PostgresStore::open(url, options)
+                .await
+                .context("opening the storage database (storage.database_url)")?;
+            return Ok(Arc::new(store));
+        }
+        Some(url) => DatabaseUrl::parse(url)
+            .context("storage.database_url takes sqlite:PATH or postgres://...")?,
         None => DatabaseUrl::Sqlite {
             path: settings.data_dir.join("storage.db"),
             create: true,
@@ -83,7 +100,7 @@ pub fn open_storage(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                     config::Durability::Full => Durability::Full,
                     config::Durability::Normal => Durability::Normal,
                 },
-                batch_lifetime: Duration::from_secs(settings.storage.batch_lifetime_secs),
+                batch_lifetime,
                 ..SqliteOptions::default()
             };
             Ok(Arc::new(SqliteStore::open(&path, options)?))
@@ -151,5 +168,59 @@ mod tests {
         assert!(DatabaseUrl::parse("sqlite:").is_err());
         assert!(DatabaseUrl::parse("s.db").is_err());
         assert!(DatabaseUrl::parse("sqlite:x?mode=bogus").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_storage_url_of_another_scheme_names_both_backends() {
+        let mut settings = Settings::default();
+        settings.storage.database_url = Some("mysql://db/sync".into());
+        let error = format!("{:#}", open_storage(&settings).await.err().unwrap());
+        assert!(
+            error.contains("postgres://") && error.contains("sqlite:"),
+            "{error}"
+        );
+    }
+
+    /// Runs where `SYNCSTACK_TEST_POSTGRES_URL` names a server (CI sets it).
+    #[tokio::test]
+    async fn a_postgres_url_opens_postgresql_storage() {
+        let Ok(base) = std::env::var("SYNCSTACK_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let schema = postgres_support::TestSchema::create(&base).await.unwrap();
+        let mut settings = Settings::default();
+        settings.storage.database_url = Some(schema.url().to_owned());
+        let store = open_storage(&settings).await.unwrap();
+        let written = store
+            .put_bsos(
+                syncstorage_store::WriteBsos {
+                    user: 1,
+                    collection: "tabs".into(),
+                    items: Vec::new(),
+                    precondition: syncstorage_store::Precondition::None,
+                    quota: None,
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        let last_write = last_write_in_postgres(schema.url()).await;
+        assert_eq!(last_write, written.modified.as_millis() as i64);
+        store.close().await;
+        schema.drop_schema().await.unwrap();
+    }
+
+    /// The last write time PostgreSQL holds for user 1: proof that the write went there.
+    async fn last_write_in_postgres(url: &str) -> i64 {
+        let pool = postgres_support::connect(url, 1).await.unwrap();
+        let client = pool.get().await.unwrap();
+        client
+            .query_one(
+                "SELECT last_write FROM storage_users WHERE user_id = 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
     }
 }

@@ -190,10 +190,13 @@ impl Default for IdentityConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
     /// Database URL; default `sqlite:<data_dir>/storage.db`, created if missing. An explicit
-    /// `sqlite:` path must exist unless it ends in `?mode=rwc`.
+    /// `sqlite:` path must exist unless it ends in `?mode=rwc`. `postgres://` selects
+    /// PostgreSQL (the database must exist; its tables are created).
     pub database_url: Option<String>,
     /// Reader connections to SQLite.
     pub readers: u32,
+    /// Most pooled connections to PostgreSQL.
+    pub max_connections: u32,
     /// Commit durability of SQLite.
     pub durability: Durability,
     /// Largest accepted difference between a Hawk timestamp and the server clock, seconds.
@@ -244,6 +247,7 @@ impl Default for StorageSettings {
         StorageSettings {
             database_url: None,
             readers: 4,
+            max_connections: 16,
             durability: Durability::Full,
             hawk_skew_secs: 120,
             nonce_cache_capacity: 1_000_000,
@@ -270,7 +274,7 @@ impl std::fmt::Debug for Settings {
             .field("metrics_listen", &self.metrics_listen)
             .field("services", &self.services)
             .field("log_format", &self.log_format)
-            .field("storage", &self.storage)
+            .field("storage", &RedactedStorage(&self.storage))
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
             .field("easysetup", &self.easysetup)
@@ -279,6 +283,42 @@ impl std::fmt::Debug for Settings {
             .field("remote_settings_client", &self.remote_settings_client)
             .finish()
     }
+}
+
+/// The storage settings with the password of a `postgres://` URL hidden.
+struct RedactedStorage<'a>(&'a StorageSettings);
+
+impl std::fmt::Debug for RedactedStorage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut storage = self.0.clone();
+        storage.database_url = storage.database_url.as_deref().map(redact_url_password);
+        storage.fmt(f)
+    }
+}
+
+/// A database URL without its password (in the user part or a `password=` parameter).
+fn redact_url_password(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return text.to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("redacted"));
+    }
+    if url.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    "redacted".into()
+                } else {
+                    value
+                };
+                (key.into_owned(), value.into_owned())
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 struct RedactedTokenServer<'a>(&'a TokenServerConfig);
@@ -478,6 +518,23 @@ mod tests {
             ..Settings::default()
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redacts_the_storage_database_password() {
+        for url in [
+            "postgres://sync:hunter3@db:5432/sync",
+            "postgresql://db/sync?user=sync&password=hunter3",
+        ] {
+            let mut settings = Settings::default();
+            settings.storage.database_url = Some(url.into());
+            let shown = format!("{settings:?}");
+            assert!(!shown.contains("hunter3"), "{shown}");
+            assert!(
+                shown.contains("redacted") && shown.contains("/sync"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

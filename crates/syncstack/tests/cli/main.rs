@@ -6,6 +6,7 @@
 
 mod client;
 mod pair;
+mod postgres;
 mod process;
 mod settings;
 mod settings_client;
