@@ -18,11 +18,14 @@
 //!
 //! For Remote Settings, `settings --url URL` creates an account and a collection, then
 //! measures `changeset` and `monitor/changes` polls and record writes
-//! (`scripts/bench-settings`).
+//! (`scripts/bench-settings`); `settings-client --url URL --root-hash PIN` times the
+//! Remote Settings client's full sync of 10,000 signed records and its no-change polls,
+//! with peak memory (`scripts/bench-settings-client`).
 
 mod client;
 mod report;
 mod settings;
+mod settings_client;
 mod storage;
 mod tokenserver;
 
@@ -46,6 +49,8 @@ enum Command {
     Client(client::Options),
     /// Drive a Remote Settings server: what clients poll and what editors write.
     Settings(settings::Options),
+    /// Time the Remote Settings client: a full verified sync, then no-change polls.
+    SettingsClient(settings_client::Options),
 }
 
 #[tokio::main]
@@ -55,5 +60,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Tokenserver(options) => tokenserver::run(options).await,
         Command::Client(options) => client::run(options).await,
         Command::Settings(options) => settings::run(options).await,
+        Command::SettingsClient(options) => settings_client::run(options).await,
     }
 }

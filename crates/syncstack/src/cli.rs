@@ -79,7 +79,7 @@ pub enum Command {
     /// Pair a new device by a short code (Easy Setup): `offer` on a logged-in device,
     /// `accept CODE` on the new one.
     Pair(PairArgs),
-    /// Remote Settings administration.
+    /// Remote Settings: the signing PKI (server side) and a verifying client.
     Settings {
         #[command(subcommand)]
         command: SettingsCommand,
@@ -96,6 +96,72 @@ pub enum SettingsCommand {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// Poll the server and sync what changed (or one collection), verifying every
+    /// signature; data that does not verify never replaces what the client holds.
+    Sync {
+        /// Only this collection (`bucket/collection`).
+        collection: Option<String>,
+        #[command(flatten)]
+        source: SettingsSource,
+    },
+    /// Print a collection's records as JSON, from the local database.
+    Get {
+        /// The collection (`bucket/collection`).
+        collection: String,
+        /// Keep records whose field (dotted path) equals the value (JSON, else a string);
+        /// repeat a field to accept any of several values.
+        #[arg(long = "filter", value_name = "FIELD=VALUE")]
+        filters: Vec<String>,
+        /// Sort by a field (dotted path); `-field` sorts descending.
+        #[arg(long)]
+        order: Option<String>,
+        /// Fail (exit 1) when the last sync of the collection failed or it was never synced,
+        /// instead of printing what the client holds.
+        #[arg(long)]
+        strict: bool,
+        /// Verify the local data against its stored signature before printing it.
+        #[arg(long)]
+        verify: bool,
+        /// Do not sync first when the client holds nothing of the collection.
+        #[arg(long)]
+        no_sync: bool,
+        #[command(flatten)]
+        source: SettingsSource,
+    },
+    /// Show every collection the client holds, with its last syncs.
+    Status {
+        /// Only this collection, with more history.
+        collection: Option<String>,
+        /// History entries shown per collection.
+        #[arg(long, default_value_t = 1)]
+        history: usize,
+        #[command(flatten)]
+        source: SettingsSource,
+    },
+    /// Download a record's attachment (size and SHA-256 checked, cached locally).
+    Attachment {
+        /// The collection (`bucket/collection`).
+        collection: String,
+        /// The record id.
+        id: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        source: SettingsSource,
+    },
+}
+
+/// Which server the Remote Settings client reads, and what it trusts (overrides
+/// `[remote_settings_client]`).
+#[derive(Debug, Args)]
+pub struct SettingsSource {
+    /// The server's API root, e.g. https://settings.example.com/v1.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// SHA-256 of the pinned root certificate (`3C:01:...`).
+    #[arg(long)]
+    pub root_hash: Option<String>,
 }
 
 /// `syncstack settings pki ...`

@@ -87,6 +87,27 @@ pub struct Settings {
     pub settings: settings_server::KintoSettings,
     /// The Remote Settings review workflow and content signer.
     pub signer: settings_server::workflow::SignerSettings,
+    /// The Remote Settings client of `syncstack settings sync|get|status`.
+    pub remote_settings_client: SettingsClientConfig,
+}
+
+/// Settings of the Remote Settings client commands (`syncstack settings sync|get|status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettingsClientConfig {
+    /// The server's API root (`.../v1`). Default: this process's public URL + `/v1`.
+    pub server_url: Option<String>,
+    /// SHA-256 of the root certificate signatures must chain to (`3C:01:...`). Default:
+    /// the root of `<data_dir>/signer/root.pem` when it exists.
+    pub root_hash: Option<String>,
+    /// The signer name the signing certificate must carry. Default: Firefox's rule.
+    pub signer_name: Option<String>,
+    /// The client's database. Default `<data_dir>/settings-client.db`.
+    pub database: Option<PathBuf>,
+    /// Packaged dumps (`{dir}/{bucket}/{collection}.json`). Default: none.
+    pub dumps_dir: Option<PathBuf>,
+    /// Whether `sync` without a collection also syncs the `*-preview` buckets.
+    pub include_preview: bool,
 }
 
 /// Settings of the token server.
@@ -173,10 +194,13 @@ impl Default for IdentityConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
     /// Database URL; default `sqlite:<data_dir>/storage.db`, created if missing. An explicit
-    /// `sqlite:` path must exist unless it ends in `?mode=rwc`.
+    /// `sqlite:` path must exist unless it ends in `?mode=rwc`. `postgres://` selects
+    /// PostgreSQL (the database must exist; its tables are created).
     pub database_url: Option<String>,
     /// Reader connections to SQLite.
     pub readers: u32,
+    /// Most pooled connections to PostgreSQL.
+    pub max_connections: u32,
     /// Commit durability of SQLite.
     pub durability: Durability,
     /// Largest accepted difference between a Hawk timestamp and the server clock, seconds.
@@ -217,6 +241,7 @@ impl Default for Settings {
             easysetup: easysetup::channel::ChannelSettings::default(),
             settings: settings_server::KintoSettings::default(),
             signer: settings_server::workflow::SignerSettings::default(),
+            remote_settings_client: SettingsClientConfig::default(),
         }
     }
 }
@@ -226,6 +251,7 @@ impl Default for StorageSettings {
         StorageSettings {
             database_url: None,
             readers: 4,
+            max_connections: 16,
             durability: Durability::Full,
             hawk_skew_secs: 120,
             nonce_cache_capacity: 1_000_000,
@@ -252,20 +278,61 @@ impl std::fmt::Debug for Settings {
             .field("metrics_listen", &self.metrics_listen)
             .field("services", &self.services)
             .field("log_format", &self.log_format)
-            .field("storage", &self.storage)
+            .field("storage", &RedactedStorage(&self.storage))
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
             .field("easysetup", &self.easysetup)
             .field(
                 "settings",
                 &settings_server::KintoSettings {
-                    storage_url: self.settings.storage_url.as_deref().map(redact_password),
+                    storage_url: self
+                        .settings
+                        .storage_url
+                        .as_deref()
+                        .map(redact_url_password),
                     ..self.settings.clone()
                 },
             )
             .field("signer", &self.signer)
+            .field("remote_settings_client", &self.remote_settings_client)
             .finish()
     }
+}
+
+/// The storage settings with the password of a `postgres://` URL hidden.
+struct RedactedStorage<'a>(&'a StorageSettings);
+
+impl std::fmt::Debug for RedactedStorage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut storage = self.0.clone();
+        storage.database_url = storage.database_url.as_deref().map(redact_url_password);
+        storage.fmt(f)
+    }
+}
+
+/// A database URL without its password (in the user part or a `password=` parameter).
+fn redact_url_password(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return text.to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("redacted"));
+    }
+    if url.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    "redacted".into()
+                } else {
+                    value
+                };
+                (key.into_owned(), value.into_owned())
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 struct RedactedTokenServer<'a>(&'a TokenServerConfig);
@@ -276,7 +343,7 @@ impl std::fmt::Debug for RedactedTokenServer<'_> {
         f.debug_struct("TokenServerConfig")
             .field(
                 "database_url",
-                &t.database_url.as_deref().map(redact_password),
+                &t.database_url.as_deref().map(redact_url_password),
             )
             .field("database_pool_max_size", &t.database_pool_max_size)
             .field("token_duration_secs", &t.token_duration_secs)
@@ -292,19 +359,6 @@ impl std::fmt::Debug for RedactedTokenServer<'_> {
             .field("trust_local_identity", &t.trust_local_identity)
             .field("issuers", &t.issuers)
             .finish()
-    }
-}
-
-/// A database URL with its password (`postgres://user:PASSWORD@host/db`) replaced, for
-/// `Debug` output and logs. A URL that does not parse is shown as it is: it has no
-/// password field to hide.
-pub fn redact_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -347,6 +401,7 @@ const SETTING_KEYS: &[&str] = &[
     "easysetup",
     "settings",
     "signer",
+    "remote_settings_client",
 ];
 
 impl Settings {
@@ -487,14 +542,32 @@ mod tests {
     fn redacts_database_passwords() {
         let mut settings = Settings::default();
         settings.tokenserver.database_url = Some("postgres://u:hunter2@db/tokens".into());
-        settings.settings.storage_url = Some("postgresql://u:hunter3@db/settings".into());
+        settings.settings.storage_url =
+            Some("postgresql://db/settings?user=u&password=hunter3".into());
         let shown = format!("{settings:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("hunter3"),
             "{shown}"
         );
         assert!(shown.contains("postgres://u:redacted@db/tokens"), "{shown}");
-        assert_eq!(redact_password("sqlite:x.db"), "sqlite:x.db");
+        assert_eq!(redact_url_password("sqlite:x.db"), "sqlite:x.db");
+    }
+
+    #[test]
+    fn redacts_the_storage_database_password() {
+        for url in [
+            "postgres://sync:hunter3@db:5432/sync",
+            "postgresql://db/sync?user=sync&password=hunter3",
+        ] {
+            let mut settings = Settings::default();
+            settings.storage.database_url = Some(url.into());
+            let shown = format!("{settings:?}");
+            assert!(!shown.contains("hunter3"), "{shown}");
+            assert!(
+                shown.contains("redacted") && shown.contains("/sync"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

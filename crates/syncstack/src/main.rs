@@ -79,7 +79,10 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Client(args) => commands::client::run(args).await,
         Command::Pair(args) => commands::pair::run(args).await,
-        Command::Settings { command } => commands::settings::run(&settings, command),
+        Command::Settings {
+            command: command @ cli::SettingsCommand::Pki { .. },
+        } => commands::settings::run(&settings, command),
+        Command::Settings { command } => commands::settings_client::run(&settings, command).await,
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())

@@ -56,7 +56,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut background = Vec::new();
 
     let storage = if runs(Service::Storage) {
-        let store = open_storage(&settings)?;
+        let store = open_storage(&settings).await?;
         let mut node = NodeSettings::new(public_url.clone(), secret.clone());
         node.limits = settings.storage.limits;
         node.hawk_skew = Duration::from_secs(settings.storage.hawk_skew_secs);

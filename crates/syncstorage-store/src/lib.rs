@@ -3,8 +3,9 @@
 //!
 //! **Invariant:** the trait and its types name no database driver and no HTTP type. The
 //! HTTP layer (`syncstorage`) branches on [`StoreError`] variants to pick a status code;
-//! each backend (today [`sqlite`]) converts its own driver errors into those variants.
-//! This keeps a second backend a matter of adding a module, never of changing a handler.
+//! each backend ([`sqlite`], [`postgres`]) converts its own driver errors into those
+//! variants. This keeps a new backend a matter of adding a module, never of changing a
+//! handler.
 //!
 //! Every method is one transaction: preconditions (`X-If-Modified-Since`,
 //! `X-If-Unmodified-Since`) are evaluated inside the same transaction as the read or write
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod cursor;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -7,4 +7,5 @@ pub mod nodes;
 pub mod pair;
 pub mod purge;
 pub mod settings;
+pub mod settings_client;
 pub mod token;

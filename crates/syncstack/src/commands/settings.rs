@@ -52,6 +52,7 @@ pub fn run(settings: &Settings, command: SettingsCommand) -> anyhow::Result<()> 
                     out,
                 },
         } => renew(settings, signer_name, days, out),
+        other => anyhow::bail!("not a PKI command: {other:?}"),
     }
 }
 

@@ -9,6 +9,7 @@ mod pair;
 mod postgres;
 mod process;
 mod settings;
+mod settings_client;
 mod tokenserver;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,14 +1,22 @@
 //! The `Store` conformance suite: every backend must pass every check here.
 //!
-//! Each check runs against SQLite (a fresh temporary file) and against every other backend
-//! this crate builds when its test database is configured (PostgreSQL through
-//! `SYNCSTACK_TEST_POSTGRES_URL`, once that backend exists). Checks speak only the trait, so a
-//! new backend gets the whole suite by adding one line to `backends()`.
+//! Each check runs against SQLite (a fresh temporary file) and, when
+//! `SYNCSTACK_TEST_POSTGRES_URL` names a PostgreSQL database, against PostgreSQL (a fresh
+//! schema per check, dropped at its end). Without that variable the PostgreSQL runs are
+//! skipped, so a bare `cargo test` needs no server. Checks speak only the trait, so a new
+//! backend gets the whole suite by adding it to `backends_with()`.
+//!
+//! `main.rs` holds the checks every backend passes; `multi_node.rs` holds what only a
+//! backend shared by several processes can be asked (PostgreSQL).
+
+mod multi_node;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use postgres_support::TestSchema;
 use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
+use syncstorage_store::postgres::{PostgresOptions, PostgresStore};
 use syncstorage_store::sqlite::{SqliteOptions, SqliteStore};
 use syncstorage_store::{BsoQuery, Cursor, Precondition, Sort, Store, StoreError, WriteBsos};
 
@@ -16,20 +24,90 @@ struct Backend {
     name: &'static str,
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    schema: Option<TestSchema>,
 }
 
-fn sqlite_with(options: SqliteOptions) -> Backend {
+impl Backend {
+    /// Closes the store and drops its PostgreSQL schema. (A check that panics leaves its
+    /// schema behind; schemas are named `t_<random>` and harmless.)
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(schema) = self.schema {
+            schema.drop_schema().await.unwrap();
+        }
+    }
+}
+
+/// Options that change a backend's behaviour in ways the checks observe.
+#[derive(Clone, Copy)]
+struct Options {
+    batch_lifetime: Duration,
+    max_page_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let sqlite = SqliteOptions::default();
+        Options {
+            batch_lifetime: sqlite.batch_lifetime,
+            max_page_bytes: sqlite.max_page_bytes,
+        }
+    }
+}
+
+fn sqlite_with(options: Options) -> Backend {
     let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        batch_lifetime: options.batch_lifetime,
+        max_page_bytes: options.max_page_bytes,
+        ..SqliteOptions::default()
+    };
     let store = SqliteStore::open(&dir.path().join("s.db"), options).unwrap();
     Backend {
         name: "sqlite",
         store: Arc::new(store),
         _dir: Some(dir),
+        schema: None,
     }
 }
 
-fn backends() -> Vec<Backend> {
-    vec![sqlite_with(SqliteOptions::default())]
+/// The PostgreSQL server of the PostgreSQL runs, if configured.
+fn postgres_url() -> Option<String> {
+    std::env::var("SYNCSTACK_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+fn postgres_options(options: Options) -> PostgresOptions {
+    PostgresOptions {
+        max_connections: 8,
+        batch_lifetime: options.batch_lifetime,
+        max_page_bytes: options.max_page_bytes,
+    }
+}
+
+async fn postgres_with(options: Options) -> Option<Backend> {
+    let base = postgres_url()?;
+    let schema = TestSchema::create(&base).await.unwrap();
+    let store = PostgresStore::open(schema.url(), postgres_options(options))
+        .await
+        .unwrap();
+    Some(Backend {
+        name: "postgres",
+        store: Arc::new(store),
+        _dir: None,
+        schema: Some(schema),
+    })
+}
+
+async fn backends_with(options: Options) -> Vec<Backend> {
+    let mut all = vec![sqlite_with(options)];
+    all.extend(postgres_with(options).await);
+    all
+}
+
+async fn backends() -> Vec<Backend> {
+    backends_with(Options::default()).await
 }
 
 fn set(id: &str, payload: &str) -> BsoUpdate {
@@ -62,7 +140,7 @@ fn listing(sort: Sort, limit: u32) -> BsoQuery {
 
 #[tokio::test]
 async fn a_write_shares_one_timestamp_and_timestamps_increase() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let first = s
             .put_bsos(write(1, "tabs", vec![set("a", "1"), set("b", "2")]), false)
@@ -94,12 +172,13 @@ async fn a_write_shares_one_timestamp_and_timestamps_increase() {
             .unwrap();
         assert_eq!(info.value, vec![("tabs".to_owned(), last)]);
         assert_eq!(info.last_modified, last);
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn preconditions_are_checked_in_the_transaction() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let t = s
             .put_bsos(write(1, "meta", vec![set("global", "v1")]), true)
@@ -137,12 +216,13 @@ async fn preconditions_are_checked_in_the_transaction() {
             s.put_bsos(create, true).await,
             Err(StoreError::PreconditionFailed { .. })
         ));
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn absent_fields_are_kept_and_null_fields_reset() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let full = BsoUpdate {
             id: "a".into(),
@@ -188,12 +268,13 @@ async fn absent_fields_are_kept_and_null_fields_reset() {
             .unwrap()
             .value;
         assert_eq!((bso.payload.as_str(), bso.sortindex), ("", None));
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn expired_records_vanish_and_are_purged() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let gone = BsoUpdate {
             ttl: Patch::Set(0),
@@ -238,12 +319,13 @@ async fn expired_records_vanish_and_are_purged() {
                 .payload,
             ""
         );
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn deletes_move_the_storage_timestamp_forward() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let t1 = s
             .put_bsos(write(1, "a", vec![set("x", "1")]), false)
@@ -290,12 +372,13 @@ async fn deletes_move_the_storage_timestamp_forward() {
                 .unwrap_err(),
             StoreError::NotFound
         );
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn listings_filter_sort_and_page_by_cursor() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let mut stamps = Vec::new();
         for i in 0..6 {
@@ -383,12 +466,13 @@ async fn listings_filter_sort_and_page_by_cursor() {
                 .value),
             ["r4", "r5"]
         );
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn batches_stage_merge_and_commit_atomically() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let first = BsoUpdate {
             sortindex: Patch::Set(7),
@@ -458,35 +542,41 @@ async fn batches_stage_merge_and_commit_atomically() {
                 .unwrap_err(),
             StoreError::BatchNotFound
         );
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn batches_expire() {
-    let b = sqlite_with(SqliteOptions {
+    let options = Options {
         batch_lifetime: Duration::from_millis(20),
-        ..SqliteOptions::default()
-    });
-    let batch = b
-        .store
-        .create_batch(write(1, "c", vec![set("a", "x")]), 100)
-        .await
-        .unwrap()
-        .value;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        b.store
-            .commit_batch(&batch, write(1, "c", vec![]))
+        ..Options::default()
+    };
+    for b in backends_with(options).await {
+        let batch = b
+            .store
+            .create_batch(write(1, "c", vec![set("a", "x")]), 100)
             .await
-            .unwrap_err(),
-        StoreError::BatchNotFound
-    );
-    assert!(b.store.purge_expired().await.unwrap() >= 1);
+            .unwrap()
+            .value;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            b.store
+                .commit_batch(&batch, write(1, "c", vec![]))
+                .await
+                .unwrap_err(),
+            StoreError::BatchNotFound,
+            "{}",
+            b.name
+        );
+        assert!(b.store.purge_expired().await.unwrap() >= 1, "{}", b.name);
+        b.finish().await;
+    }
 }
 
 #[tokio::test]
 async fn quota_refuses_writes_once_reached() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let mut first = write(1, "c", vec![set("a", &"x".repeat(600))]);
         first.quota = Some(1000);
@@ -506,6 +596,7 @@ async fn quota_refuses_writes_once_reached() {
             "{}",
             b.name
         );
+        b.finish().await;
     }
 }
 
@@ -547,12 +638,48 @@ async fn data_survives_close_and_reopen_and_a_closed_store_refuses_work() {
     assert!(missing.is_err());
 }
 
+/// The PostgreSQL counterpart: a second store on the same database sees what the first
+/// committed, a closed store refuses work, and a mistyped database is an error at open
+/// rather than a new, empty database.
+#[tokio::test]
+async fn postgres_data_survives_close_and_reopen_and_a_closed_store_refuses_work() {
+    let Some(base) = postgres_url() else { return };
+    let schema = TestSchema::create(&base).await.unwrap();
+    let options = PostgresOptions::default();
+    let store = PostgresStore::open(schema.url(), options.clone())
+        .await
+        .unwrap();
+    store
+        .put_bsos(write(1, "c", vec![set("a", "kept")]), false)
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(matches!(store.check().await, Err(StoreError::Backend(_))));
+    let reopened = PostgresStore::open(schema.url(), options.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened
+            .get_bso(1, "c", "a", Precondition::None)
+            .await
+            .unwrap()
+            .value
+            .payload,
+        "kept"
+    );
+    reopened.close().await;
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let missing = PostgresStore::open(&format!("{server}/syncstack_no_such_db"), options).await;
+    assert!(matches!(missing, Err(StoreError::Backend(_))));
+    schema.drop_schema().await.unwrap();
+}
+
 /// Many writes at once, some of which fail their precondition: each gets its own answer,
 /// the failures change nothing, and a user's successful writes all have distinct
 /// timestamps (the SQLite backend commits queued writes together, each in a savepoint).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_fail_or_succeed_on_their_own() {
-    for b in backends() {
+    for b in backends().await {
         let mut tasks = Vec::new();
         for i in 0..64u64 {
             let store = b.store.clone();
@@ -603,47 +730,147 @@ async fn concurrent_writes_fail_or_succeed_on_their_own() {
                 "a refused write left data behind"
             );
         }
+        b.finish().await;
+    }
+}
+
+/// Record ids order by their bytes, as in SQLite, whatever the database's locale: a cursor
+/// compares ids, and a locale order ("_" < "a" < "B") would make pages skip or repeat.
+#[tokio::test]
+async fn ids_order_by_bytes_within_one_timestamp() {
+    for b in backends().await {
+        let s = &b.store;
+        let ids = ["b", "B", "_", "a", "Z", "0", "a-b", "a_b", "ab"];
+        s.put_bsos(
+            write(1, "c", ids.iter().map(|id| set(id, "x")).collect()),
+            false,
+        )
+        .await
+        .unwrap();
+        let mut sorted: Vec<&str> = ids.to_vec();
+        sorted.sort_unstable();
+        for (sort, expect) in [
+            (Sort::Oldest, sorted.clone()),
+            (Sort::Newest, sorted.iter().rev().copied().collect()),
+            (Sort::Index, sorted.clone()),
+        ] {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let query = BsoQuery {
+                    cursor,
+                    ..listing(sort, 2)
+                };
+                let page = s
+                    .get_bsos(1, "c", query, Precondition::None)
+                    .await
+                    .unwrap()
+                    .value;
+                seen.extend(page.items.into_iter().map(|bso| bso.id));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, expect, "{}: {sort:?}", b.name);
+        }
+        b.finish().await;
+    }
+}
+
+/// Payloads come back byte for byte, including characters some databases refuse in text.
+#[tokio::test]
+async fn payloads_round_trip_exactly() {
+    for b in backends().await {
+        let s = &b.store;
+        let payload = "nul \u{0} é 😀 \"quoted\" \\".to_owned();
+        s.put_bsos(write(1, "c", vec![set("a", &payload)]), false)
+            .await
+            .unwrap();
+        let stored = s.get_bso(1, "c", "a", Precondition::None).await.unwrap();
+        assert_eq!(stored.value.payload, payload, "{}", b.name);
+        let usage = s.storage_usage(1, Precondition::None).await.unwrap().value;
+        assert_eq!(usage, payload.len() as u64, "{}", b.name);
+        b.finish().await;
+    }
+}
+
+/// A write that names one id twice applies both, in order, like two writes would.
+#[tokio::test]
+async fn one_write_naming_an_id_twice_applies_both_in_order() {
+    for b in backends().await {
+        let s = &b.store;
+        let first = BsoUpdate {
+            sortindex: Patch::Set(5),
+            ..set("a", "first")
+        };
+        let second = BsoUpdate {
+            id: "a".into(),
+            sortindex: Patch::Keep,
+            payload: Patch::Set("second".into()),
+            ttl: Patch::Keep,
+        };
+        s.put_bsos(write(1, "c", vec![first, set("b", "b"), second]), false)
+            .await
+            .unwrap();
+        let a = s
+            .get_bso(1, "c", "a", Precondition::None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(
+            (a.payload.as_str(), a.sortindex),
+            ("second", Some(5)),
+            "{}",
+            b.name
+        );
+        let counts = s.collection_counts(1, Precondition::None).await.unwrap();
+        assert_eq!(counts.value, vec![("c".to_owned(), 2)], "{}", b.name);
+        b.finish().await;
     }
 }
 
 #[tokio::test]
 async fn pages_end_early_when_they_hold_too_many_bytes() {
-    let b = sqlite_with(SqliteOptions {
+    let options = Options {
         max_page_bytes: 2500,
-        ..SqliteOptions::default()
-    });
-    let records: Vec<_> = (0..10)
-        .map(|i| set(&format!("r{i}"), &"x".repeat(1000)))
-        .collect();
-    b.store
-        .put_bsos(write(1, "c", records), false)
-        .await
-        .unwrap();
-    let mut seen = 0;
-    let mut cursor = None;
-    let mut pages = 0;
-    loop {
-        let query = BsoQuery {
-            cursor,
-            ..listing(Sort::Oldest, 100)
-        };
-        let page = b
-            .store
-            .get_bsos(1, "c", query, Precondition::None)
+        ..Options::default()
+    };
+    for b in backends_with(options).await {
+        let records: Vec<_> = (0..10)
+            .map(|i| set(&format!("r{i}"), &"x".repeat(1000)))
+            .collect();
+        b.store
+            .put_bsos(write(1, "c", records), false)
             .await
-            .unwrap()
-            .value;
-        assert!(
-            page.items.len() <= 3,
-            "a page passed the byte budget: {}",
-            page.items.len()
-        );
-        seen += page.items.len();
-        pages += 1;
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
+            .unwrap();
+        let mut seen = 0;
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let query = BsoQuery {
+                cursor,
+                ..listing(Sort::Oldest, 100)
+            };
+            let page = b
+                .store
+                .get_bsos(1, "c", query, Precondition::None)
+                .await
+                .unwrap()
+                .value;
+            assert!(
+                page.items.len() <= 3,
+                "a page passed the byte budget: {}",
+                page.items.len()
+            );
+            seen += page.items.len();
+            pages += 1;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
+        assert_eq!((seen, pages), (10, 4), "{}", b.name);
+        b.finish().await;
     }
-    assert_eq!((seen, pages), (10, 4));
 }

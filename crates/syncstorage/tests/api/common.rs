@@ -1,16 +1,20 @@
-//! Test harness: a node on a real socket (port 0, temporary SQLite) and a client that signs
-//! every request with Hawk, as a Sync client does.
+//! Test harness: a node on a real socket (port 0, temporary SQLite, or a fresh PostgreSQL
+//! schema when `SYNCSTACK_TEST_POSTGRES_URL` is set and a test asks for it) and a client
+//! that signs every request with Hawk, as a Sync client does.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postgres_support::TestSchema;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use sync_proto::hawk::{self, RequestTarget};
 use sync_proto::token::{self, MasterSecret, Token, TokenPayload};
 use syncstorage::{AppState, NodeSettings};
+use syncstorage_store::Store;
+use syncstorage_store::postgres::{PostgresOptions, PostgresStore};
 use syncstorage_store::sqlite::{SqliteOptions, SqliteStore};
 use tokio::sync::oneshot;
 use url::Url;
@@ -25,7 +29,8 @@ pub struct TestNode {
     pub addr: std::net::SocketAddr,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<TestSchema>,
 }
 
 impl TestNode {
@@ -43,12 +48,35 @@ impl TestNode {
         let dir = tempfile::tempdir().unwrap();
         let store =
             SqliteStore::open(&dir.path().join("storage.db"), SqliteOptions::default()).unwrap();
+        let mut node = Self::start_on(Arc::new(store), prefix, configure).await;
+        node._dir = Some(dir);
+        node
+    }
+
+    /// Starts a node on a fresh PostgreSQL schema, or `None` when
+    /// `SYNCSTACK_TEST_POSTGRES_URL` is not set (the test then checks nothing).
+    pub async fn start_postgres() -> Option<TestNode> {
+        let base = std::env::var("SYNCSTACK_TEST_POSTGRES_URL").ok()?;
+        let schema = TestSchema::create(&base).await.unwrap();
+        let store = PostgresStore::open(schema.url(), PostgresOptions::default())
+            .await
+            .unwrap();
+        let mut node = Self::start_on(Arc::new(store), "", |_| {}).await;
+        node.schema = Some(schema);
+        Some(node)
+    }
+
+    async fn start_on(
+        store: Arc<dyn Store>,
+        prefix: &str,
+        configure: impl FnOnce(&mut NodeSettings),
+    ) -> TestNode {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}{prefix}");
         let mut settings = NodeSettings::new(Url::parse(&url).unwrap(), MasterSecret::new(SECRET));
         configure(&mut settings);
-        let state = AppState::new(Arc::new(store), settings);
+        let state = AppState::new(store, settings);
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = syncstorage::serve(listener, state.clone(), async {
             let _ = stopped.await;
@@ -59,7 +87,19 @@ impl TestNode {
             addr,
             state,
             stop: Some(stop),
-            _dir: dir,
+            _dir: None,
+            schema: None,
+        }
+    }
+
+    /// Stops the node and drops its PostgreSQL schema, if it has one.
+    pub async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(schema) = self.schema.take() {
+            self.state.store.close().await;
+            schema.drop_schema().await.unwrap();
         }
     }
 

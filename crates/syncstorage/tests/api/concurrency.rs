@@ -1,4 +1,6 @@
-//! Racing writers and paging during writes.
+//! Racing writers and paging during writes, on SQLite and (when
+//! `SYNCSTACK_TEST_POSTGRES_URL` is set) on PostgreSQL, where the races are between
+//! pooled connections rather than queued on one writer.
 
 use std::collections::HashSet;
 
@@ -12,7 +14,17 @@ use crate::common::TestNode;
 /// the winner's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_one_conditional_writer_wins() {
-    let node = TestNode::start().await;
+    exactly_one_conditional_writer_wins_on(TestNode::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_conditional_writer_wins_on_postgres() {
+    if let Some(node) = TestNode::start_postgres().await {
+        exactly_one_conditional_writer_wins_on(node).await;
+    }
+}
+
+async fn exactly_one_conditional_writer_wins_on(node: TestNode) {
     let client = node.client(1);
     let start = client
         .put("/storage/clients/seed", json!({"payload": "seed"}))
@@ -51,13 +63,24 @@ async fn exactly_one_conditional_writer_wins() {
             );
         }
     }
+    node.finish().await;
 }
 
 /// Many users write to collections that do not exist yet, all at once: every write
 /// succeeds (Mozilla's server answers some of these with 500).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_writes_to_new_collections_succeed() {
-    let node = TestNode::start().await;
+    concurrent_first_writes_to_new_collections_succeed_on(TestNode::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_writes_to_new_collections_succeed_on_postgres() {
+    if let Some(node) = TestNode::start_postgres().await {
+        concurrent_first_writes_to_new_collections_succeed_on(node).await;
+    }
+}
+
+async fn concurrent_first_writes_to_new_collections_succeed_on(node: TestNode) {
     let mut tasks = Vec::new();
     for uid in 1..=8u64 {
         for c in 0..8 {
@@ -88,6 +111,7 @@ async fn concurrent_first_writes_to_new_collections_succeed() {
             8
         );
     }
+    node.finish().await;
 }
 
 /// A reader pages through a collection while writers keep adding records: every record
@@ -95,7 +119,17 @@ async fn concurrent_first_writes_to_new_collections_succeed() {
 /// ever repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paging_during_writes_loses_and_repeats_nothing() {
-    let node = TestNode::start().await;
+    paging_during_writes_loses_and_repeats_nothing_on(TestNode::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paging_during_writes_loses_and_repeats_nothing_on_postgres() {
+    if let Some(node) = TestNode::start_postgres().await {
+        paging_during_writes_loses_and_repeats_nothing_on(node).await;
+    }
+}
+
+async fn paging_during_writes_loses_and_repeats_nothing_on(node: TestNode) {
     let client = node.client(1);
     let initial: Vec<String> = (0..240).map(|i| format!("old{i:03}")).collect();
     for chunk in initial.chunks(80) {
@@ -151,4 +185,5 @@ async fn paging_during_writes_loses_and_repeats_nothing() {
             assert!(unique.contains(id), "sort={sort}: {id} was lost");
         }
     }
+    node.finish().await;
 }

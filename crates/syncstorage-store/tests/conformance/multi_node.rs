@@ -1,0 +1,173 @@
+//! Several storage nodes on one database: what PostgreSQL must guarantee that a single
+//! SQLite process gets for free. Two `PostgresStore`s, each with its own pool, stand for
+//! two processes. Skipped unless `SYNCSTACK_TEST_POSTGRES_URL` is set.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use postgres_support::TestSchema;
+use sync_proto::SyncTimestamp;
+use syncstorage_store::postgres::{PostgresOptions, PostgresStore};
+use syncstorage_store::{Precondition, Sort, Store, StoreError};
+
+use super::{listing, postgres_url, set, write};
+
+/// Two nodes on one fresh schema.
+async fn two_nodes() -> Option<(TestSchema, Arc<PostgresStore>, Arc<PostgresStore>)> {
+    let base = postgres_url()?;
+    let schema = TestSchema::create(&base).await.unwrap();
+    let options = PostgresOptions {
+        max_connections: 6,
+        ..PostgresOptions::default()
+    };
+    let a = PostgresStore::open(schema.url(), options.clone())
+        .await
+        .unwrap();
+    let b = PostgresStore::open(schema.url(), options).await.unwrap();
+    Some((schema, Arc::new(a), Arc::new(b)))
+}
+
+/// Both nodes write the same user's same (new) collection at once, some writes carrying
+/// several records. Every write is acknowledged, every acknowledged record is there with
+/// the timestamp its write was given, no two writes share a timestamp, and the
+/// collection's timestamp is the newest of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_writing_one_user_never_fail_and_never_share_a_timestamp() {
+    let Some((schema, a, b)) = two_nodes().await else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for task in 0..8u32 {
+        let node: Arc<dyn Store> = if task.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut previous = SyncTimestamp::ZERO;
+            for i in 0..15u32 {
+                let ids: Vec<String> = (0..=i % 3).map(|k| format!("t{task}w{i}r{k}")).collect();
+                let items = ids.iter().map(|id| set(id, id)).collect();
+                let outcome = node
+                    .put_bsos(write(7, "fresh", items), false)
+                    .await
+                    .unwrap_or_else(|e| panic!("task {task} write {i} failed: {e}"));
+                // One task's writes follow each other, so their timestamps must increase.
+                assert!(outcome.modified > previous, "task {task} went back in time");
+                previous = outcome.modified;
+                acknowledged.push((outcome.modified, ids));
+            }
+            acknowledged
+        }));
+    }
+    let mut stamps = Vec::new();
+    let mut expected = HashMap::new();
+    for task in tasks {
+        for (stamp, ids) in task.await.unwrap() {
+            stamps.push(stamp);
+            for id in ids {
+                expected.insert(id, stamp);
+            }
+        }
+    }
+    let distinct: HashSet<_> = stamps.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        stamps.len(),
+        "two writes shared a timestamp"
+    );
+
+    let page = a
+        .get_bsos(7, "fresh", listing(Sort::Oldest, 1000), Precondition::None)
+        .await
+        .unwrap();
+    let found: HashMap<_, _> = page
+        .value
+        .items
+        .iter()
+        .map(|bso| (bso.id.clone(), bso.modified))
+        .collect();
+    assert_eq!(
+        found, expected,
+        "a record is missing or has another timestamp"
+    );
+    assert_eq!(page.last_modified, *stamps.iter().max().unwrap());
+    schema.drop_schema().await.unwrap();
+}
+
+/// Writes that alternate between the nodes, each after the previous one was acknowledged:
+/// the timestamps strictly increase across both, as a client switching nodes would see.
+#[tokio::test]
+async fn timestamps_increase_across_nodes_in_acknowledgement_order() {
+    let Some((schema, a, b)) = two_nodes().await else {
+        return;
+    };
+    let mut previous = SyncTimestamp::ZERO;
+    for i in 0..40 {
+        let node: &PostgresStore = if i % 2 == 0 { &a } else { &b };
+        let stamp = if i % 7 == 6 {
+            node.delete_bsos(7, "c", vec![format!("r{}", i - 1)], Precondition::None)
+                .await
+                .unwrap()
+        } else {
+            node.put_bsos(write(7, "c", vec![set(&format!("r{i}"), "x")]), false)
+                .await
+                .unwrap()
+                .modified
+        };
+        assert!(stamp > previous, "write {i} did not move time forward");
+        previous = stamp;
+    }
+    schema.drop_schema().await.unwrap();
+}
+
+/// Conditional writes racing from both nodes with the same `X-If-Unmodified-Since`: the
+/// check and the write are one step under the user's lock, so exactly one wins and the
+/// others are told the resource changed (412), never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_conditional_writes_let_exactly_one_through() {
+    let Some((schema, a, b)) = two_nodes().await else {
+        return;
+    };
+    let base = a
+        .put_bsos(write(7, "meta", vec![set("global", "v0")]), false)
+        .await
+        .unwrap()
+        .modified;
+    let mut tasks = Vec::new();
+    for task in 0..12u32 {
+        let node: Arc<dyn Store> = if task.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut request = write(7, "meta", vec![set("global", &format!("v{task}"))]);
+            request.precondition = Precondition::IfUnmodifiedSince(base);
+            (task, node.put_bsos(request, false).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (task, Ok(outcome)) => winners.push((task, outcome.modified)),
+            (_, Err(StoreError::PreconditionFailed { last_modified })) => {
+                assert!(last_modified > base);
+            }
+            (task, Err(other)) => panic!("task {task}: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let (winner, stamp) = winners[0];
+    let stored = b
+        .get_bso(7, "meta", "global", Precondition::None)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        (stored.payload, stored.modified),
+        (format!("v{winner}"), stamp)
+    );
+    schema.drop_schema().await.unwrap();
+}
