@@ -232,8 +232,11 @@ mod tests {
             return;
         };
         let schema = postgres_support::TestSchema::create(&base).await.unwrap();
-        let mut settings = Settings::default();
-        settings.data_dir = std::path::PathBuf::from("/nonexistent/syncstack-data");
+        // A data directory that cannot exist: nothing may fall back to SQLite files.
+        let mut settings = Settings {
+            data_dir: PathBuf::from("/nonexistent/syncstack-data"),
+            ..Settings::default()
+        };
         settings.tokenserver.database_url = Some(schema.url().to_owned());
         settings.settings.storage_url = Some(schema.url().to_owned());
         let tokens = open_token_store(&settings).await.unwrap();
