@@ -59,7 +59,8 @@ async fn two_processes_share_one_postgresql_database() {
 /// Two `serve` processes on one PostgreSQL schema, behind an imaginary load balancer: record
 /// writes sent through both at once (distinct records, and one record both keep
 /// rewriting) all succeed, take distinct timestamps, and both processes list every record
-/// with the collection's timestamp being the newest record's.
+/// with the collection's timestamp being the newest record's; review-workflow sources
+/// created through both at once are both published under the shared workflow lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_share_remote_settings_on_postgresql() {
     let Some(base) = server() else { return };
@@ -144,6 +145,40 @@ async fn two_servers_share_remote_settings_on_postgresql() {
             distinct + 1,
             "every record, from both servers"
         );
+    }
+
+    // Review-workflow sources created through both servers at once: each publishes its
+    // copies under the workflow's lock, shared through PostgreSQL, and ends `signed`.
+    let workspace = put(&a.url, "/buckets/main-workspace", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(workspace.status(), 201);
+    let (one, two) = tokio::join!(
+        put(&a.url, "/buckets/main-workspace/collections/one", json!({})),
+        put(&b.url, "/buckets/main-workspace/collections/two", json!({})),
+    );
+    assert_eq!(one.unwrap().status(), 201);
+    assert_eq!(two.unwrap().status(), 201);
+    for (server, id) in [(&b, "one"), (&a, "two")] {
+        let source: Value = http
+            .get(format!(
+                "{}/v1/buckets/main-workspace/collections/{id}",
+                server.url
+            ))
+            .basic_auth("ops", Some("long password"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(source["data"]["status"], "signed", "{source}");
+        let published = http
+            .get(format!("{}/v1/buckets/main/collections/{id}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(published.status(), 200, "main/{id} published");
     }
     a.stop().await;
     b.stop().await;
