@@ -123,8 +123,11 @@ pub async fn verify_collection(
     Err(first_error.unwrap_or(IntegrityError::MissingSignature))
 }
 
-/// One signature: with the cached chain if there is one, else (or if the cached one no
-/// longer verifies) with a freshly fetched chain, which is cached only if it verifies.
+/// One signature: with the cached chain if it still validates, else (none cached, or the
+/// cached one expired or was damaged) with a freshly fetched chain, cached only once it
+/// has validated. When the signature does not match a cached chain, the chain is fetched
+/// once more in case it was replaced at the same URL; if it is the same, the refusal
+/// stands.
 async fn verify_one(
     remote: &Remote,
     local: &LocalStore,
@@ -134,28 +137,42 @@ async fn verify_one(
     signature: &SignatureRef,
     now: u64,
 ) -> Result<(), IntegrityError> {
-    let check = |pem: &str| {
-        content_signature::verify(
-            records,
-            timestamp,
-            &signature.signature,
-            pem,
-            &trust.root_sha256,
-            &trust.signer_name,
-            now,
-        )
+    let payload = content_signature::signed_payload(records, timestamp)
+        .map_err(content_signature::VerifyError::from)?;
+    let message = content_signature::signed_message(&payload);
+    let check = |pem: &str| -> Result<(), IntegrityError> {
+        let leaf =
+            content_signature::verify_chain(pem, &trust.root_sha256, &trust.signer_name, now)?;
+        leaf.verify_signature(&message, &signature.signature)?;
+        Ok(())
     };
-    if let Some(cached) = local.chain(&signature.x5u)? {
-        if check(&cached).is_ok() {
-            return Ok(());
+    let cached = local.chain(&signature.x5u)?;
+    if let Some(pem) = &cached {
+        match check(pem) {
+            Ok(()) => return Ok(()),
+            Err(error) => tracing::debug!(
+                reason = error.reason(),
+                "cached chain refused; fetching it again"
+            ),
         }
-        // An expired, tampered or rotated cached chain: forget it and ask again.
-        local.drop_chain(&signature.x5u)?;
     }
     let pem = fetch_chain(remote, &signature.x5u).await?;
-    check(&pem)?;
-    local.set_chain(&signature.x5u, &pem)?;
-    Ok(())
+    if cached.as_deref() == Some(pem.as_str()) {
+        // Same chain: its verdict stands; it stays cached only if it still validates.
+        if content_signature::verify_chain(&pem, &trust.root_sha256, &trust.signer_name, now)
+            .is_err()
+        {
+            local.drop_chain(&signature.x5u)?;
+        }
+        return check(&pem);
+    }
+    match check(&pem) {
+        Ok(()) => {
+            local.set_chain(&signature.x5u, &pem)?;
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 async fn fetch_chain(remote: &Remote, x5u: &str) -> Result<String, IntegrityError> {
