@@ -240,14 +240,7 @@ impl LocalStore {
     ) -> Result<(), LocalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT timestamp FROM collections WHERE bucket = ?1 AND collection = ?2",
-                params![key.bucket, key.collection],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current.map(|t| u64::try_from(t).unwrap_or(0)) != based_on {
+        if stored_timestamp(&tx, key)? != based_on {
             return Err(LocalError::Concurrent);
         }
         write_records(&tx, key, change)?;
@@ -275,14 +268,7 @@ impl LocalStore {
     ) -> Result<bool, LocalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT timestamp FROM collections WHERE bucket = ?1 AND collection = ?2",
-                params![key.bucket, key.collection],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current.is_some_and(|t| u64::try_from(t).unwrap_or(0) >= timestamp) {
+        if stored_timestamp(&tx, key)?.is_some_and(|current| current >= timestamp) {
             return Ok(false);
         }
         write_records(&tx, key, Change::Full(records))?;
@@ -362,6 +348,21 @@ impl LocalStore {
             .execute("DELETE FROM chains WHERE x5u = ?1", [x5u])?;
         Ok(())
     }
+}
+
+/// The timestamp the collection is stored at, read inside the writing transaction.
+fn stored_timestamp(
+    tx: &rusqlite::Transaction<'_>,
+    key: &CollectionKey,
+) -> Result<Option<u64>, LocalError> {
+    let timestamp: Option<i64> = tx
+        .query_row(
+            "SELECT timestamp FROM collections WHERE bucket = ?1 AND collection = ?2",
+            params![key.bucket, key.collection],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(timestamp.map(|t| u64::try_from(t).unwrap_or(0)))
 }
 
 fn write_records(

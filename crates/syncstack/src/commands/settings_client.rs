@@ -235,31 +235,30 @@ fn status(client: &Client, only: Option<&str>, history: usize) -> anyhow::Result
             settings_client::local::Source::Dump => "packaged dump",
         };
         println!("{key}: {count} records at {} ({source})", state.timestamp);
-        for entry in client.history(&key, history.max(1))? {
-            let ago = now_ms().saturating_sub(entry.at_ms) / 1000;
-            let detail = entry
-                .detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            println!("  {} {ago} s ago{detail}", entry.status);
-        }
+        print_history(client, &key, history)?;
     }
     if let Some(key) = only
         && shown == 0
     {
         // Never synced successfully, but the history tells why.
         println!("{key}: no local data");
-        for entry in client.history(&key, history.max(1))? {
-            let detail = entry
-                .detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            println!("  {}{detail}", entry.status);
-        }
+        print_history(client, &key, history)?;
     } else if shown == 0 {
         println!("no collections synced yet");
+    }
+    Ok(())
+}
+
+/// The last `count` history entries of a collection, newest first, one per line.
+fn print_history(client: &Client, key: &CollectionKey, count: usize) -> anyhow::Result<()> {
+    for entry in client.history(key, count.max(1))? {
+        let ago = now_ms().saturating_sub(entry.at_ms) / 1000;
+        let detail = entry
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        println!("  {} {ago} s ago{detail}", entry.status);
     }
     Ok(())
 }
