@@ -6,7 +6,7 @@ use content_signature::VerifyError;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::local::{LocalError, LocalStore};
+use crate::local::{LocalError, LocalStore, Records};
 use crate::remote::{Remote, RemoteError};
 
 /// Why a collection's data is not trusted.
@@ -64,8 +64,12 @@ struct SignatureRef {
     signature: String,
 }
 
+/// The most signatures tried for one collection: key agility needs two or three, and each
+/// may cost a chain download, so a tampered list cannot make the client fetch without end.
+pub const MAX_SIGNATURES: usize = 4;
+
 /// The signatures to try: `signatures` (the key-agility list) if present, else
-/// `signature`.
+/// `signature`; at most [`MAX_SIGNATURES`].
 fn signature_refs(metadata: &Map<String, Value>) -> Vec<SignatureRef> {
     let read = |value: &Value| {
         Some(SignatureRef {
@@ -76,7 +80,7 @@ fn signature_refs(metadata: &Map<String, Value>) -> Vec<SignatureRef> {
     let list: Vec<SignatureRef> = metadata
         .get("signatures")
         .and_then(Value::as_array)
-        .map(|all| all.iter().filter_map(read).collect())
+        .map(|all| all.iter().filter_map(read).take(MAX_SIGNATURES).collect())
         .unwrap_or_default();
     if !list.is_empty() {
         return list;
@@ -94,25 +98,19 @@ pub async fn verify_collection(
     remote: &Remote,
     local: &LocalStore,
     trust: &Trust,
-    records: &[Value],
+    records: &Records,
     timestamp: u64,
     metadata: &Map<String, Value>,
     now_unix_secs: u64,
 ) -> Result<(), IntegrityError> {
+    let payload = content_signature::signed_payload_of(records.values(), timestamp)
+        .map_err(content_signature::VerifyError::from)?;
+    let message = content_signature::signed_message(&payload);
+    drop(payload);
     let refs = signature_refs(metadata);
     let mut first_error = None;
     for signature in &refs {
-        match verify_one(
-            remote,
-            local,
-            trust,
-            records,
-            timestamp,
-            signature,
-            now_unix_secs,
-        )
-        .await
-        {
+        match verify_one(remote, local, trust, &message, signature, now_unix_secs).await {
             Ok(()) => return Ok(()),
             Err(error) => {
                 tracing::debug!(x5u = %signature.x5u, reason = error.reason(), "signature refused");
@@ -132,18 +130,14 @@ async fn verify_one(
     remote: &Remote,
     local: &LocalStore,
     trust: &Trust,
-    records: &[Value],
-    timestamp: u64,
+    message: &[u8],
     signature: &SignatureRef,
     now: u64,
 ) -> Result<(), IntegrityError> {
-    let payload = content_signature::signed_payload(records, timestamp)
-        .map_err(content_signature::VerifyError::from)?;
-    let message = content_signature::signed_message(&payload);
     let check = |pem: &str| -> Result<(), IntegrityError> {
         let leaf =
             content_signature::verify_chain(pem, &trust.root_sha256, &trust.signer_name, now)?;
-        leaf.verify_signature(&message, &signature.signature)?;
+        leaf.verify_signature(message, &signature.signature)?;
         Ok(())
     };
     let cached = local.chain(&signature.x5u)?;

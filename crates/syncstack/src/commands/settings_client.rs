@@ -43,10 +43,27 @@ pub async fn run(settings: &Settings, command: SettingsCommand) -> anyhow::Resul
                 verify,
                 sync_if_empty: !no_sync,
             };
-            let records = client.get(&parse_key(&collection)?, &options).await?;
+            let key = parse_key(&collection)?;
+            let records = client.get(&key, &options).await?;
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &records)?;
             writeln!(out)?;
+            // Without --strict the records are printed anyway; say when they may be stale
+            // or when an empty list means "never synced" rather than "empty".
+            let last = client
+                .history(&key, 100)?
+                .into_iter()
+                .find(|e| e.status != settings_client::SyncStatus::DumpLoaded);
+            match last {
+                Some(entry) if !entry.status.is_success() => eprintln!(
+                    "warning: the last sync of {key} failed ({}); these are the last verified records (use --strict to fail instead)",
+                    entry.status
+                ),
+                None if client.local().collection(&key)?.is_none() => {
+                    eprintln!("warning: {key} has never been synced")
+                }
+                _ => {}
+            }
             Ok(())
         }
         SettingsCommand::Status {
