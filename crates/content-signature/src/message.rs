@@ -18,7 +18,7 @@
 //! strips `_status`, application-services a `null` `attachment`), the server signs records
 //! as stored.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::CanonicalError;
 use crate::canonical::canonical_json;
@@ -32,7 +32,16 @@ pub const PREFIX: &[u8] = b"Content-Signature:\x00";
 /// the server and Firefox for the ASCII ids Remote Settings uses). Fails if a record is not
 /// an object with a string `id`, or contains a float.
 pub fn signed_payload(records: &[Value], timestamp: u64) -> Result<String, CanonicalError> {
-    let mut live: Vec<(&str, &Value)> = Vec::with_capacity(records.len());
+    signed_payload_of(records, timestamp)
+}
+
+/// [`signed_payload`] over any collection of borrowed records (a map's values, say), so a
+/// caller holding many records does not copy them to sign or verify.
+pub fn signed_payload_of<'a>(
+    records: impl IntoIterator<Item = &'a Value>,
+    timestamp: u64,
+) -> Result<String, CanonicalError> {
+    let mut live: Vec<(&str, &Value)> = Vec::new();
     for record in records {
         let object = record
             .as_object()
@@ -48,13 +57,19 @@ pub fn signed_payload(records: &[Value], timestamp: u64) -> Result<String, Canon
     }
     live.sort_by(|a, b| a.0.cmp(b.0));
 
-    let mut payload = Map::new();
-    payload.insert(
-        "data".into(),
-        Value::Array(live.into_iter().map(|(_, r)| r.clone()).collect()),
-    );
-    payload.insert("last_modified".into(), Value::String(timestamp.to_string()));
-    canonical_json(&Value::Object(payload))
+    // The canonical form of {"data": [...], "last_modified": "<ts>"}, written piecewise:
+    // the two keys are already in sorted order, and each record is canonicalized alone.
+    let mut payload = String::from("{\"data\":[");
+    for (index, (_, record)) in live.into_iter().enumerate() {
+        if index > 0 {
+            payload.push(',');
+        }
+        payload.push_str(&canonical_json(record)?);
+    }
+    payload.push_str("],\"last_modified\":\"");
+    payload.push_str(&timestamp.to_string());
+    payload.push_str("\"}");
+    Ok(payload)
 }
 
 /// The bytes a content signature covers: [`PREFIX`] followed by the UTF-8 `payload` (as

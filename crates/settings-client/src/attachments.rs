@@ -128,11 +128,18 @@ impl Client {
                 AttachmentError::NoAttachment(format!("location {}: {e}", declared.location))
             })?;
         self.check_backoff()?;
-        let fetched = self
-            .remote
-            .get_limited(url, declared.size)
-            .await
-            .map_err(|failure| SyncError::Remote(failure.error))?;
+        let fetched = match self.remote.get_limited(url, declared.size).await {
+            Ok(fetched) => {
+                self.note_backoff(fetched.backoff_secs)
+                    .map_err(SyncError::from)?;
+                fetched
+            }
+            Err(failure) => {
+                self.note_backoff(failure.backoff_secs)
+                    .map_err(SyncError::from)?;
+                return Err(SyncError::Remote(failure.error).into());
+            }
+        };
         check(&declared, &fetched.body)?;
         self.cache(&path, &fetched.body)?;
         Ok(fetched.body)

@@ -11,6 +11,9 @@ use crate::client::{Client, now_ms};
 use crate::local::{CollectionKey, HistoryEntry, LocalError, Source, SyncStatus};
 use crate::verify::{IntegrityError, verify_collection};
 
+/// How far back `fail_if_sync_failed` looks past `dump_loaded` entries for the last sync.
+const HISTORY_LOOKBACK: usize = 100;
+
 /// Options of [`Client::get`].
 #[derive(Debug, Clone, Default)]
 pub struct GetOptions {
@@ -96,7 +99,13 @@ impl Client {
             let _ = self.sync_one(key).await;
         }
         if options.fail_if_sync_failed {
-            match self.local.history(key, 1)?.into_iter().next() {
+            // A dump loaded after a failed sync does not make the sync a success.
+            let last_sync = self
+                .local
+                .history(key, HISTORY_LOOKBACK)?
+                .into_iter()
+                .find(|entry| entry.status != SyncStatus::DumpLoaded);
+            match last_sync {
                 Some(entry) if !entry.status.is_success() => {
                     return Err(GetError::LastSyncFailed {
                         key: key.clone(),
@@ -109,10 +118,15 @@ impl Client {
                 _ => {}
             }
         }
-        let records = self.local.records(key)?;
-        if options.verify {
-            self.verify_local(key, &records).await?;
-        }
+        let records = match self.local.snapshot(key)? {
+            Some((state, records)) => {
+                if options.verify {
+                    self.verify_local(key, &state, &records).await?;
+                }
+                records
+            }
+            None => crate::local::Records::new(),
+        };
         let mut selected: Vec<Value> = records
             .into_values()
             .filter(|r| options.filters.iter().all(|f| f.matches(r)))
@@ -135,24 +149,23 @@ impl Client {
         Ok(selected)
     }
 
+    /// Verifies records and the state they were read with (one snapshot, so a sync
+    /// committing meanwhile cannot make valid data look corrupt).
     async fn verify_local(
         &self,
         key: &CollectionKey,
+        state: &crate::local::LocalCollection,
         records: &crate::local::Records,
     ) -> Result<(), GetError> {
-        let Some(state) = self.local.collection(key)? else {
-            return Ok(());
-        };
         let metadata = match (&state.metadata, state.source) {
             (Some(metadata), Source::Sync) => metadata,
             _ => return Err(GetError::Unverifiable(key.clone())),
         };
-        let all: Vec<Value> = records.values().cloned().collect();
         let verified = verify_collection(
             &self.remote,
             &self.local,
             &self.trust(&key.bucket),
-            &all,
+            records,
             state.timestamp,
             metadata,
             now_ms() / 1000,

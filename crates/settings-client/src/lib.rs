@@ -3,13 +3,15 @@
 //! SQLite database.
 //!
 //! Its one promise (ADR 0009): **invalid data never replaces valid data, and an empty
-//! collection is never confused with a failed sync.** A sync computes the new state in
+//! collection can always be told from a failed sync.** A sync computes the new state in
 //! memory, verifies it, and writes it in one transaction only if it verified; if not, it
 //! retries once with the full changeset, and if that fails too the local data stays as
 //! it was and the failure is recorded in the collection's sync history. A consumer reads
 //! with [`Client::get`], which can refuse to answer when the last sync failed
 //! ([`GetOptions::fail_if_sync_failed`]) or verify the local data before answering
-//! ([`GetOptions::verify`]); [`Client::history`] tells what happened.
+//! ([`GetOptions::verify`]); [`Client::history`] tells what happened. A plain `get` answers
+//! the last verified data, which is an empty list for a collection never synced: callers
+//! that must not mistake that for an empty collection use `fail_if_sync_failed`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -196,9 +196,7 @@ impl Remote {
             body.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            let wait = if status == StatusCode::SERVICE_UNAVAILABLE
-                || status == StatusCode::TOO_MANY_REQUESTS
-            {
+            let wait = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 retry_after.or(backoff)
             } else {
                 backoff

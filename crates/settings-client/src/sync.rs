@@ -3,13 +3,14 @@
 //! its signature verifies. A refused incremental sync is retried once with the full
 //! changeset; if that is refused too, nothing is written and the failure is recorded.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::client::{Client, SyncError, now_ms};
 use crate::local::{
-    Change, CollectionKey, HistoryEntry, LocalCollection, Records, Source, SyncStatus,
+    Change, CollectionKey, HistoryEntry, LocalCollection, LocalError, Records, Source, SyncStatus,
 };
 use crate::remote::{Changeset, MonitorChanges, RemoteError, parse};
 use crate::verify::{IntegrityError, verify_collection};
@@ -65,9 +66,12 @@ impl Client {
         expected: Option<u64>,
     ) -> Result<SyncOutcome, SyncError> {
         let started = Instant::now();
+        if !key.is_valid() {
+            return Err(SyncError::UnknownCollection(key.clone()));
+        }
         self.load_dump_if_newer(key)?;
         let local = self.local.collection(key)?;
-        let result = self.sync_from(key, expected, local.as_ref()).await;
+        let result = self.sync_from(key, expected, local.as_ref(), started).await;
         let entry = |status, detail: Option<String>, remote| HistoryEntry {
             at_ms: now_ms(),
             status,
@@ -101,6 +105,7 @@ impl Client {
         key: &CollectionKey,
         expected: Option<u64>,
         local: Option<&LocalCollection>,
+        started: Instant,
     ) -> Result<SyncOutcome, SyncError> {
         if let (Some(expected), Some(local)) = (expected, local)
             && local.timestamp == expected
@@ -113,17 +118,25 @@ impl Client {
                 recovered_from: None,
             });
         }
-        match self.attempt(key, expected, local, false).await {
+        match self.attempt(key, expected, local, false, started).await {
             Ok(outcome) => Ok(outcome),
             Err(AttemptError::Other(error)) => Err(error),
+            // An unreachable chain says nothing about the data: a network or server error,
+            // not retried with the full changeset.
+            Err(AttemptError::Integrity(IntegrityError::ChainFetch { error, .. })) => {
+                Err(SyncError::Remote(error))
+            }
             Err(AttemptError::Integrity(first)) => {
                 tracing::warn!(collection = %key, reason = first.reason(), %first, "refused; retrying with the full changeset");
-                match self.attempt(key, expected, local, true).await {
+                match self.attempt(key, expected, local, true, started).await {
                     Ok(mut outcome) => {
                         outcome.recovered_from = Some(format!("{}: {first}", first.reason()));
                         Ok(outcome)
                     }
                     Err(AttemptError::Other(error)) => Err(error),
+                    Err(AttemptError::Integrity(IntegrityError::ChainFetch { error, .. })) => {
+                        Err(SyncError::Remote(error))
+                    }
                     Err(AttemptError::Integrity(retry)) => {
                         Err(SyncError::Integrity { first, retry })
                     }
@@ -139,6 +152,7 @@ impl Client {
         expected: Option<u64>,
         local: Option<&LocalCollection>,
         full: bool,
+        started: Instant,
     ) -> Result<SyncOutcome, AttemptError> {
         let local_timestamp = local.map(|l| l.timestamp);
         let incremental = !full && local.is_some();
@@ -146,45 +160,54 @@ impl Client {
         let changeset = self
             .fetch_changeset(key, expected.unwrap_or(0), since)
             .await?;
-        if let Some(local) = local_timestamp
-            && changeset.timestamp < local
+        // Older than what the client holds (a rollback), or than what monitor/changes
+        // announced (a stale cache): refused, so the poll asks again next time.
+        let floor = local_timestamp.max(expected);
+        if let Some(floor) = floor
+            && changeset.timestamp < floor
         {
             return Err(SyncError::Stale {
-                local,
+                local: floor,
                 remote: changeset.timestamp,
             }
             .into());
         }
+        let Changeset {
+            metadata,
+            timestamp,
+            changes,
+        } = changeset;
+        let change_count = changes.len();
 
+        // The new state, in memory: the local records (none for a full changeset), then
+        // each change in order. Only this final state is verified and written.
         let mut records = if incremental {
             self.local.records(key)?
         } else {
             Records::new()
         };
-        let mut deleted = Vec::new();
-        let mut upserted = Vec::new();
-        for change in &changeset.changes {
+        let mut touched = BTreeSet::new();
+        for change in changes {
             let id = change
                 .get("id")
                 .and_then(Value::as_str)
-                .ok_or_else(|| RemoteError::Parse("a change without an id".into()))?;
+                .ok_or_else(|| RemoteError::Parse("a change without an id".into()))?
+                .to_owned();
             if change.get("deleted").and_then(Value::as_bool) == Some(true) {
-                records.remove(id);
-                deleted.push(id.to_owned());
+                records.remove(&id);
             } else {
-                records.insert(id.to_owned(), change.clone());
-                upserted.push(change);
+                records.insert(id.clone(), change);
             }
+            touched.insert(id);
         }
 
-        let all: Vec<Value> = records.values().cloned().collect();
         verify_collection(
             &self.remote,
             &self.local,
             &self.trust(&key.bucket),
-            &all,
-            changeset.timestamp,
-            &changeset.metadata,
+            &records,
+            timestamp,
+            &metadata,
             now_ms() / 1000,
         )
         .await
@@ -192,8 +215,8 @@ impl Client {
 
         let change = if incremental {
             Change::Diff {
-                deleted: &deleted,
-                upserted: &upserted,
+                records: &records,
+                touched: &touched,
             }
         } else {
             Change::Full(&records)
@@ -203,21 +226,35 @@ impl Client {
             status: SyncStatus::Success,
             detail: full.then(|| "full changeset after a refused incremental sync".to_owned()),
             local_timestamp,
-            remote_timestamp: Some(changeset.timestamp),
-            duration_ms: 0,
+            remote_timestamp: Some(timestamp),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        self.local.commit(
-            key,
-            local_timestamp,
-            changeset.timestamp,
-            &changeset.metadata,
-            change,
-            &entry,
-        )?;
-        tracing::info!(collection = %key, timestamp = changeset.timestamp, records = records.len(), changes = changeset.changes.len(), "synced");
+        match self
+            .local
+            .commit(key, local_timestamp, timestamp, &metadata, change, &entry)
+        {
+            Ok(()) => {}
+            // Another process synced this collection meanwhile. If it reached this
+            // version or a newer one, the collection is up to date; otherwise it is an
+            // apply error and the next poll tries again.
+            Err(LocalError::Concurrent) => {
+                let now = self.local.collection(key)?.map(|c| c.timestamp);
+                return match now {
+                    Some(now) if now >= timestamp => Ok(SyncOutcome {
+                        status: SyncStatus::UpToDate,
+                        timestamp: now,
+                        records: 0,
+                        recovered_from: None,
+                    }),
+                    _ => Err(SyncError::Local(LocalError::Concurrent).into()),
+                };
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tracing::info!(collection = %key, timestamp, records = records.len(), changes = change_count, "synced");
         Ok(SyncOutcome {
             status: SyncStatus::Success,
-            timestamp: changeset.timestamp,
+            timestamp,
             records: records.len(),
             recovered_from: None,
         })
@@ -265,10 +302,22 @@ impl Client {
             .local
             .state(MONITOR_TIMESTAMP)?
             .and_then(|v| v.parse().ok());
-        let monitor = self.monitor(since).await?;
+        let monitor = match self.monitor(since).await {
+            Ok(monitor) => monitor,
+            Err(error) => {
+                // The collections held can no longer be said to be current.
+                self.record_for_held(&select, &error)?;
+                return Err(error);
+            }
+        };
         let mut report = PollReport::default();
         for entry in &monitor.changes {
             let key = CollectionKey::new(&entry.bucket, &entry.collection);
+            if !key.is_valid() {
+                tracing::warn!(bucket = %entry.bucket, collection = %entry.collection, "monitor/changes lists an invalid collection name; ignored");
+                report.skipped += 1;
+                continue;
+            }
             let current = self.local.collection(&key)?;
             let current_and_trusted = match &current {
                 Some(c) => c.timestamp == entry.last_modified && self.trusted(&key, c)?,
@@ -313,6 +362,28 @@ impl Client {
             Err(_) => None,
         };
         self.sync(key, expected).await
+    }
+
+    /// Records a failed poll in the history of every held collection `select` accepts.
+    fn record_for_held(
+        &self,
+        select: &impl Fn(&CollectionKey) -> bool,
+        error: &SyncError,
+    ) -> Result<(), SyncError> {
+        for (key, state, _) in self.local.collections()? {
+            if select(&key) {
+                let entry = HistoryEntry {
+                    at_ms: now_ms(),
+                    status: error.status(),
+                    detail: Some(format!("polling monitor/changes: {error}")),
+                    local_timestamp: Some(state.timestamp),
+                    remote_timestamp: None,
+                    duration_ms: 0,
+                };
+                self.local.record(&key, &entry)?;
+            }
+        }
+        Ok(())
     }
 
     async fn monitor(&self, since: Option<u64>) -> Result<MonitorChanges, SyncError> {

@@ -6,7 +6,7 @@ use content_signature::VerifyError;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::local::{LocalError, LocalStore};
+use crate::local::{LocalError, LocalStore, Records};
 use crate::remote::{Remote, RemoteError};
 
 /// Why a collection's data is not trusted.
@@ -64,8 +64,12 @@ struct SignatureRef {
     signature: String,
 }
 
+/// The most signatures tried for one collection: key agility needs two or three, and each
+/// may cost a chain download, so a tampered list cannot make the client fetch without end.
+pub const MAX_SIGNATURES: usize = 4;
+
 /// The signatures to try: `signatures` (the key-agility list) if present, else
-/// `signature`.
+/// `signature`; at most [`MAX_SIGNATURES`].
 fn signature_refs(metadata: &Map<String, Value>) -> Vec<SignatureRef> {
     let read = |value: &Value| {
         Some(SignatureRef {
@@ -76,7 +80,7 @@ fn signature_refs(metadata: &Map<String, Value>) -> Vec<SignatureRef> {
     let list: Vec<SignatureRef> = metadata
         .get("signatures")
         .and_then(Value::as_array)
-        .map(|all| all.iter().filter_map(read).collect())
+        .map(|all| all.iter().filter_map(read).take(MAX_SIGNATURES).collect())
         .unwrap_or_default();
     if !list.is_empty() {
         return list;
@@ -94,25 +98,19 @@ pub async fn verify_collection(
     remote: &Remote,
     local: &LocalStore,
     trust: &Trust,
-    records: &[Value],
+    records: &Records,
     timestamp: u64,
     metadata: &Map<String, Value>,
     now_unix_secs: u64,
 ) -> Result<(), IntegrityError> {
+    let payload = content_signature::signed_payload_of(records.values(), timestamp)
+        .map_err(content_signature::VerifyError::from)?;
+    let message = content_signature::signed_message(&payload);
+    drop(payload);
     let refs = signature_refs(metadata);
     let mut first_error = None;
     for signature in &refs {
-        match verify_one(
-            remote,
-            local,
-            trust,
-            records,
-            timestamp,
-            signature,
-            now_unix_secs,
-        )
-        .await
-        {
+        match verify_one(remote, local, trust, &message, signature, now_unix_secs).await {
             Ok(()) => return Ok(()),
             Err(error) => {
                 tracing::debug!(x5u = %signature.x5u, reason = error.reason(), "signature refused");
@@ -123,39 +121,52 @@ pub async fn verify_collection(
     Err(first_error.unwrap_or(IntegrityError::MissingSignature))
 }
 
-/// One signature: with the cached chain if there is one, else (or if the cached one no
-/// longer verifies) with a freshly fetched chain, which is cached only if it verifies.
+/// One signature: with the cached chain if it still validates, else (none cached, or the
+/// cached one expired or was damaged) with a freshly fetched chain, cached only once it
+/// has validated. When the signature does not match a cached chain, the chain is fetched
+/// once more in case it was replaced at the same URL; if it is the same, the refusal
+/// stands.
 async fn verify_one(
     remote: &Remote,
     local: &LocalStore,
     trust: &Trust,
-    records: &[Value],
-    timestamp: u64,
+    message: &[u8],
     signature: &SignatureRef,
     now: u64,
 ) -> Result<(), IntegrityError> {
-    let check = |pem: &str| {
-        content_signature::verify(
-            records,
-            timestamp,
-            &signature.signature,
-            pem,
-            &trust.root_sha256,
-            &trust.signer_name,
-            now,
-        )
+    let check = |pem: &str| -> Result<(), IntegrityError> {
+        let leaf =
+            content_signature::verify_chain(pem, &trust.root_sha256, &trust.signer_name, now)?;
+        leaf.verify_signature(message, &signature.signature)?;
+        Ok(())
     };
-    if let Some(cached) = local.chain(&signature.x5u)? {
-        if check(&cached).is_ok() {
-            return Ok(());
+    let cached = local.chain(&signature.x5u)?;
+    if let Some(pem) = &cached {
+        match check(pem) {
+            Ok(()) => return Ok(()),
+            Err(error) => tracing::debug!(
+                reason = error.reason(),
+                "cached chain refused; fetching it again"
+            ),
         }
-        // An expired, tampered or rotated cached chain: forget it and ask again.
-        local.drop_chain(&signature.x5u)?;
     }
     let pem = fetch_chain(remote, &signature.x5u).await?;
-    check(&pem)?;
-    local.set_chain(&signature.x5u, &pem)?;
-    Ok(())
+    if cached.as_deref() == Some(pem.as_str()) {
+        // Same chain: its verdict stands; it stays cached only if it still validates.
+        if content_signature::verify_chain(&pem, &trust.root_sha256, &trust.signer_name, now)
+            .is_err()
+        {
+            local.drop_chain(&signature.x5u)?;
+        }
+        return check(&pem);
+    }
+    match check(&pem) {
+        Ok(()) => {
+            local.set_chain(&signature.x5u, &pem)?;
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 async fn fetch_chain(remote: &Remote, x5u: &str) -> Result<String, IntegrityError> {

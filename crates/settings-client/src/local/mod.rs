@@ -9,7 +9,7 @@
 mod history;
 mod schema;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -36,15 +36,24 @@ impl CollectionKey {
         }
     }
 
-    /// Parses `bucket/collection`.
+    /// Parses `bucket/collection`; None unless both are valid ids.
     pub fn parse(text: &str) -> Option<Self> {
         let (bucket, collection) = text.split_once('/')?;
+        let key = Self::new(bucket, collection);
+        key.is_valid().then_some(key)
+    }
+
+    /// Whether both parts are Kinto ids (ASCII letters, digits, `-` and `_`). Names from
+    /// the server are checked before they reach a URL or a file path, so a hostile
+    /// `monitor/changes` cannot point the client at `..` or an absolute path.
+    pub fn is_valid(&self) -> bool {
         let valid = |s: &str| {
             !s.is_empty()
+                && s.len() <= 256
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
-        (valid(bucket) && valid(collection)).then(|| Self::new(bucket, collection))
+        valid(&self.bucket) && valid(&self.collection)
     }
 }
 
@@ -100,12 +109,14 @@ pub type Records = BTreeMap<String, Value>;
 pub enum Change<'a> {
     /// Replace every record.
     Full(&'a Records),
-    /// Delete `deleted` ids, insert or replace `upserted` records.
+    /// Write the `touched` ids as `records` has them: inserted or replaced if present,
+    /// deleted if not. Derived from the final, verified state, so the order of the
+    /// changeset's entries cannot make the stored state differ from the verified one.
     Diff {
-        /// Ids to remove.
-        deleted: &'a [String],
-        /// Records to insert or replace.
-        upserted: &'a [&'a Value],
+        /// The verified records.
+        records: &'a Records,
+        /// The ids the changeset named.
+        touched: &'a BTreeSet<String>,
     },
 }
 
@@ -149,36 +160,7 @@ impl LocalStore {
 
     /// The collection's state, or None if the client holds nothing of it.
     pub fn collection(&self, key: &CollectionKey) -> Result<Option<LocalCollection>, LocalError> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                "SELECT timestamp, metadata, source FROM collections
-                 WHERE bucket = ?1 AND collection = ?2",
-                params![key.bucket, key.collection],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((timestamp, metadata, source)) = row else {
-            return Ok(None);
-        };
-        let metadata = match metadata {
-            Some(text) => match serde_json::from_str(&text) {
-                Ok(Value::Object(map)) => Some(map),
-                _ => return Err(LocalError::Corrupt(format!("metadata of {key}"))),
-            },
-            None => None,
-        };
-        Ok(Some(LocalCollection {
-            timestamp: u64::try_from(timestamp).unwrap_or(0),
-            metadata,
-            source: Source::parse(&source),
-        }))
+        collection_in(&self.conn(), key)
     }
 
     /// Every collection the client holds.
@@ -209,21 +191,26 @@ impl LocalStore {
         Ok(out)
     }
 
+    /// The collection's state and records read in one transaction, so they belong
+    /// together even while a sync commits.
+    pub fn snapshot(
+        &self,
+        key: &CollectionKey,
+    ) -> Result<Option<(LocalCollection, Records)>, LocalError> {
+        // Both reads go through this one connection; holding its lock for both is the
+        // transaction (no other writer can use it in between, and another process's
+        // commit is invisible inside a read transaction).
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = collection_in(&tx, key)?;
+        let records = records_in(&tx, key)?;
+        tx.commit()?;
+        Ok(state.map(|state| (state, records)))
+    }
+
     /// The collection's records by id.
     pub fn records(&self, key: &CollectionKey) -> Result<Records, LocalError> {
-        let conn = self.conn();
-        let mut statement = conn
-            .prepare_cached("SELECT id, data FROM records WHERE bucket = ?1 AND collection = ?2")?;
-        let mut rows = statement.query(params![key.bucket, key.collection])?;
-        let mut records = Records::new();
-        while let Some(row) = rows.next()? {
-            let id: String = row.get(0)?;
-            let text: String = row.get(1)?;
-            let value: Value = serde_json::from_str(&text)
-                .map_err(|e| LocalError::Corrupt(format!("record {id} of {key}: {e}")))?;
-            records.insert(id, value);
-        }
-        Ok(records)
+        records_in(&self.conn(), key)
     }
 
     /// Writes a verified state in one transaction, with its history entry, provided the
@@ -240,14 +227,7 @@ impl LocalStore {
     ) -> Result<(), LocalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT timestamp FROM collections WHERE bucket = ?1 AND collection = ?2",
-                params![key.bucket, key.collection],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current.map(|t| u64::try_from(t).unwrap_or(0)) != based_on {
+        if stored_timestamp(&tx, key)? != based_on {
             return Err(LocalError::Concurrent);
         }
         write_records(&tx, key, change)?;
@@ -275,14 +255,7 @@ impl LocalStore {
     ) -> Result<bool, LocalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT timestamp FROM collections WHERE bucket = ?1 AND collection = ?2",
-                params![key.bucket, key.collection],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current.is_some_and(|t| u64::try_from(t).unwrap_or(0) >= timestamp) {
+        if stored_timestamp(&tx, key)?.is_some_and(|current| current >= timestamp) {
             return Ok(false);
         }
         write_records(&tx, key, Change::Full(records))?;
@@ -364,6 +337,71 @@ impl LocalStore {
     }
 }
 
+fn collection_in(
+    conn: &Connection,
+    key: &CollectionKey,
+) -> Result<Option<LocalCollection>, LocalError> {
+    let row = conn
+        .query_row(
+            "SELECT timestamp, metadata, source FROM collections
+             WHERE bucket = ?1 AND collection = ?2",
+            params![key.bucket, key.collection],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((timestamp, metadata, source)) = row else {
+        return Ok(None);
+    };
+    let metadata = match metadata {
+        Some(text) => match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => return Err(LocalError::Corrupt(format!("metadata of {key}"))),
+        },
+        None => None,
+    };
+    Ok(Some(LocalCollection {
+        timestamp: u64::try_from(timestamp).unwrap_or(0),
+        metadata,
+        source: Source::parse(&source),
+    }))
+}
+
+fn records_in(conn: &Connection, key: &CollectionKey) -> Result<Records, LocalError> {
+    let mut statement =
+        conn.prepare_cached("SELECT id, data FROM records WHERE bucket = ?1 AND collection = ?2")?;
+    let mut rows = statement.query(params![key.bucket, key.collection])?;
+    let mut records = Records::new();
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let text: String = row.get(1)?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| LocalError::Corrupt(format!("record {id} of {key}: {e}")))?;
+        records.insert(id, value);
+    }
+    Ok(records)
+}
+
+/// The timestamp the collection is stored at, read inside the writing transaction.
+fn stored_timestamp(
+    tx: &rusqlite::Transaction<'_>,
+    key: &CollectionKey,
+) -> Result<Option<u64>, LocalError> {
+    let timestamp: Option<i64> = tx
+        .query_row(
+            "SELECT timestamp FROM collections WHERE bucket = ?1 AND collection = ?2",
+            params![key.bucket, key.collection],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(timestamp.map(|t| u64::try_from(t).unwrap_or(0)))
+}
+
 fn write_records(
     tx: &rusqlite::Transaction<'_>,
     key: &CollectionKey,
@@ -391,15 +429,17 @@ fn write_records(
                 put(record)?;
             }
         }
-        Change::Diff { deleted, upserted } => {
+        Change::Diff { records, touched } => {
             let mut delete = tx.prepare_cached(
                 "DELETE FROM records WHERE bucket = ?1 AND collection = ?2 AND id = ?3",
             )?;
-            for id in deleted {
-                delete.execute(params![key.bucket, key.collection, id])?;
-            }
-            for record in upserted {
-                put(record)?;
+            for id in touched {
+                match records.get(id) {
+                    Some(record) => put(record)?,
+                    None => {
+                        delete.execute(params![key.bucket, key.collection, id])?;
+                    }
+                }
             }
         }
     }

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use settings_client::{
-    Client, CollectionKey, GetError, GetOptions, SyncError, SyncStatus, verify::IntegrityError,
-};
+use settings_client::{Client, CollectionKey, GetError, GetOptions, SyncError, SyncStatus};
 
 use crate::harness::{SIGNER_NAME, Stack, Tamper, now, records};
 
@@ -350,8 +348,9 @@ async fn a_connection_cut_mid_response_keeps_the_data() {
 async fn a_failed_write_leaves_the_previous_data() {
     let (stack, client, held) = synced().await;
     publish_v2(&stack).await;
-    // The disk fails halfway through writing the verified state (r001 is written
-    // before r003): the transaction rolls back.
+    // The disk fails halfway through writing the verified state (ids are written in
+    // order: r000 deleted, r001 and r002 replaced, then r003 fails): the transaction
+    // rolls back.
     let db = rusqlite::Connection::open(stack.dir.path().join("client/settings.db")).unwrap();
     db.execute_batch(
         "CREATE TRIGGER fail_midway BEFORE INSERT ON records WHEN NEW.id = 'r003'
@@ -461,7 +460,7 @@ async fn a_first_sync_that_fails_is_not_an_empty_collection() {
 }
 
 #[tokio::test]
-async fn an_unreachable_chain_is_a_refusal_not_a_crash() {
+async fn an_unreachable_chain_is_a_server_error_not_a_refusal() {
     let (stack, client, held) = synced().await;
     stack.rotate(SIGNER_NAME, now() - 60, now() + 86_400).await;
     publish_v2(&stack).await;
@@ -473,15 +472,109 @@ async fn an_unreachable_chain_is_a_refusal_not_a_crash() {
             body: "gone".into(),
         },
     );
-    let result = client.sync_one(&cfr()).await;
-    match &result {
-        Err(SyncError::Integrity { first, .. }) => {
-            assert!(
-                matches!(first, IntegrityError::ChainFetch { .. }),
-                "{first}"
-            )
-        }
-        other => panic!("expected a chain fetch failure, got {other:?}"),
+    let before = changeset_requests(&stack).len();
+    match client.sync_one(&cfr()).await {
+        Err(error @ SyncError::Remote(_)) => assert_eq!(error.status(), SyncStatus::ServerError),
+        other => panic!("expected a server error, got {other:?}"),
     }
-    assert_kept(&client, &held, SyncStatus::SignRetryError).await;
+    // Nothing says the data is wrong: no retry with the full changeset.
+    assert_eq!(changeset_requests(&stack).len(), before + 1);
+    assert_kept(&client, &held, SyncStatus::ServerError).await;
+}
+
+#[tokio::test]
+async fn a_record_added_and_deleted_in_one_changeset_is_not_smuggled_in() {
+    let (stack, client, _) = synced().await;
+    publish_v2(&stack).await;
+    // An unsigned record, added then deleted in the same answer: the final state in
+    // memory is the signed one, so it verifies; the stored state must be that one too.
+    stack.proxy.always(
+        "/collections/cfr/changeset",
+        Tamper::Json(Arc::new(|body| {
+            let changes = body["changes"].as_array_mut().unwrap();
+            changes.push(json!({"id": "evil", "last_modified": 1, "tag": "evil"}));
+            changes.push(json!({"id": "evil", "last_modified": 2, "deleted": true}));
+        })),
+    );
+    client.sync_one(&cfr()).await.unwrap();
+    assert_eq!(tags(&client).await, v2_tags());
+    let verified = GetOptions {
+        verify: true,
+        ..GetOptions::default()
+    };
+    assert_eq!(client.get(&cfr(), &verified).await.unwrap().len(), 3);
+
+    // The other order (deleted, then added) leaves the record in the final state, which
+    // does not verify.
+    stack.proxy.clear();
+    stack.delete_record("r003").await;
+    stack.publish().await;
+    stack.proxy.always(
+        "/collections/cfr/changeset",
+        Tamper::Json(Arc::new(|body| {
+            let changes = body["changes"].as_array_mut().unwrap();
+            changes.push(json!({"id": "evil", "last_modified": 2, "deleted": true}));
+            changes.push(json!({"id": "evil", "last_modified": 1, "tag": "evil"}));
+        })),
+    );
+    assert_refused(client.sync_one(&cfr()).await, "bad_signature");
+    assert_eq!(tags(&client).await, v2_tags());
+}
+
+#[tokio::test]
+async fn a_changeset_older_than_announced_is_stale() {
+    let (stack, client, held) = synced().await;
+    let v1_body = serde_json::to_vec(&stack.changeset(None).await).unwrap();
+    publish_v2(&stack).await;
+    // monitor/changes announces version 2; a stale cache answers version 1 (validly
+    // signed, and not older than what the client holds).
+    stack
+        .proxy
+        .always("/collections/cfr/changeset", Tamper::Body(v1_body));
+    let report = client.poll(|key| *key == cfr()).await.unwrap();
+    assert!(!report.all_ok());
+    assert!(matches!(report.synced[0].1, Err(SyncError::Stale { .. })));
+    assert_kept(&client, &held, SyncStatus::StaleData).await;
+    // The poll's timestamp was not kept: once the cache is fresh, the next poll syncs.
+    stack.proxy.clear();
+    let report = client.poll(|key| *key == cfr()).await.unwrap();
+    assert!(report.all_ok() && report.synced.len() == 1, "{report:?}");
+    assert_eq!(tags(&client).await, v2_tags());
+}
+
+#[tokio::test]
+async fn a_failed_poll_is_recorded_for_the_collections_held() {
+    let (stack, client, held) = synced().await;
+    stack.proxy.always(
+        "/monitor/collections/changes",
+        Tamper::Respond {
+            status: 500,
+            headers: vec![],
+            body: "{}".into(),
+        },
+    );
+    assert!(client.poll(|_| true).await.is_err());
+    assert_kept(&client, &held, SyncStatus::ServerError).await;
+}
+
+#[tokio::test]
+async fn two_processes_syncing_one_database_agree() {
+    let stack = Stack::start().await;
+    stack.publish_records(&records(0..50, "v1")).await;
+    let first = stack.client("shared");
+    let second = stack.client("shared");
+    let key = cfr();
+    let (a, b) = tokio::join!(first.sync_one(&key), second.sync_one(&key));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        [a.status, b.status].contains(&SyncStatus::Success),
+        "{a:?} {b:?}"
+    );
+    let strict = GetOptions {
+        fail_if_sync_failed: true,
+        verify: true,
+        ..GetOptions::default()
+    };
+    assert_eq!(first.get(&cfr(), &strict).await.unwrap().len(), 50);
+    assert_eq!(second.get(&cfr(), &strict).await.unwrap().len(), 50);
 }

@@ -43,10 +43,27 @@ pub async fn run(settings: &Settings, command: SettingsCommand) -> anyhow::Resul
                 verify,
                 sync_if_empty: !no_sync,
             };
-            let records = client.get(&parse_key(&collection)?, &options).await?;
+            let key = parse_key(&collection)?;
+            let records = client.get(&key, &options).await?;
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &records)?;
             writeln!(out)?;
+            // Without --strict the records are printed anyway; say when they may be stale
+            // or when an empty list means "never synced" rather than "empty".
+            let last = client
+                .history(&key, 100)?
+                .into_iter()
+                .find(|e| e.status != settings_client::SyncStatus::DumpLoaded);
+            match last {
+                Some(entry) if !entry.status.is_success() => eprintln!(
+                    "warning: the last sync of {key} failed ({}); these are the last verified records (use --strict to fail instead)",
+                    entry.status
+                ),
+                None if client.local().collection(&key)?.is_none() => {
+                    eprintln!("warning: {key} has never been synced")
+                }
+                _ => {}
+            }
             Ok(())
         }
         SettingsCommand::Status {
@@ -235,31 +252,30 @@ fn status(client: &Client, only: Option<&str>, history: usize) -> anyhow::Result
             settings_client::local::Source::Dump => "packaged dump",
         };
         println!("{key}: {count} records at {} ({source})", state.timestamp);
-        for entry in client.history(&key, history.max(1))? {
-            let ago = now_ms().saturating_sub(entry.at_ms) / 1000;
-            let detail = entry
-                .detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            println!("  {} {ago} s ago{detail}", entry.status);
-        }
+        print_history(client, &key, history)?;
     }
     if let Some(key) = only
         && shown == 0
     {
         // Never synced successfully, but the history tells why.
         println!("{key}: no local data");
-        for entry in client.history(&key, history.max(1))? {
-            let detail = entry
-                .detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            println!("  {}{detail}", entry.status);
-        }
+        print_history(client, &key, history)?;
     } else if shown == 0 {
         println!("no collections synced yet");
+    }
+    Ok(())
+}
+
+/// The last `count` history entries of a collection, newest first, one per line.
+fn print_history(client: &Client, key: &CollectionKey, count: usize) -> anyhow::Result<()> {
+    for entry in client.history(key, count.max(1))? {
+        let ago = now_ms().saturating_sub(entry.at_ms) / 1000;
+        let detail = entry
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        println!("  {} {ago} s ago{detail}", entry.status);
     }
     Ok(())
 }
