@@ -51,6 +51,30 @@ async fn two_processes_share_one_postgresql_database() {
     assert_eq!((status, &record["payload"]), (200, &json!("from node 0")));
     let (_, ids) = clients[0].request("GET", "/storage/tabs", None).await;
     assert_eq!(ids.as_array().unwrap().len(), 10);
+
+    // Now at once: 40 writes for the same user and collection through both processes.
+    // Every one succeeds (no 5xx), and each gets its own timestamp.
+    let paths: Vec<String> = (0..40).map(|i| format!("/storage/history/c{i}")).collect();
+    let writes = paths.iter().enumerate().map(|(i, path)| {
+        clients[i % 2].request(
+            "PUT",
+            path,
+            Some(json!({"payload": format!("concurrent {i}")})),
+        )
+    });
+    let results = futures::future::join_all(writes).await;
+    let mut stamps: Vec<String> = results
+        .iter()
+        .map(|(status, modified)| {
+            assert_eq!(*status, 200, "{modified}");
+            modified.to_string()
+        })
+        .collect();
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 40, "every write took its own timestamp");
+    let (_, ids) = clients[1].request("GET", "/storage/history", None).await;
+    assert_eq!(ids.as_array().unwrap().len(), 40);
     a.stop().await;
     b.stop().await;
     schema.drop_schema().await.unwrap();
