@@ -7,12 +7,13 @@
 //! signs them with its real PKI and the client verifies the real signature against
 //! `--root-hash`.
 //!
-//! Peak memory is the kernel's high-water mark of this process's resident set
-//! (`VmHWM`), reset before each phase through `/proc/self/clear_refs`, so a phase's
-//! figure is the most it held at once: the baseline of the process plus what the phase
-//! added. The baseline (`VmRSS` before the phase) is reported beside it.
+//! Each measured phase runs in a fresh child process (this binary, with the hidden
+//! `--phase`), so its peak memory is its own: the kernel's high-water mark of the child's
+//! resident set (`VmHWM`) over its whole life, reported beside its resident set just before
+//! the phase began (runtime and client set up).
 
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -36,6 +37,21 @@ pub struct Options {
     /// No-change polls.
     #[arg(long, default_value_t = 50)]
     polls: usize,
+    /// Internal: run one measured phase in this process (the parent starts children).
+    #[arg(long, value_enum, hide = true, requires = "database")]
+    phase: Option<Phase>,
+    /// Internal: the client database of the measured phase.
+    #[arg(long, hide = true)]
+    database: Option<PathBuf>,
+}
+
+/// A measured phase.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Phase {
+    /// One full sync into an empty database.
+    Full,
+    /// `--polls` polls that find nothing new.
+    Polls,
 }
 
 const USER: &str = "bench-publisher";
@@ -126,25 +142,108 @@ fn memory() -> anyhow::Result<(u64, u64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// Resets the peak-RSS mark; returns the resident set now.
-fn reset_peak() -> anyhow::Result<u64> {
-    std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM")?;
-    Ok(memory()?.0)
-}
-
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn ms(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+fn ms(micros: u64) -> String {
+    format!("{:.1} ms", micros as f64 / 1000.0)
+}
+
+/// What a measuring child process reports, as one JSON line on standard output.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PhaseReport {
+    /// Duration of each timed operation, in microseconds.
+    micros: Vec<u64>,
+    /// The child's resident set before the phase began (runtime and client set up), KiB.
+    rss_before_kib: u64,
+    /// The child's peak resident set over its whole life, KiB.
+    peak_kib: u64,
+}
+
+/// The measured part, run in a fresh child process so its peak memory is its own and not
+/// inflated by the publishing the parent did.
+async fn measure(options: &Options, phase: Phase, database: &Path) -> anyhow::Result<()> {
+    let base = format!("{}/v1", options.url.trim_end_matches('/'));
+    let root = content_signature::fingerprint::parse(&options.root_hash)
+        .map_err(|e| anyhow::anyhow!("--root-hash: {e}"))?;
+    let client = Client::open(ClientConfig::new(base.parse()?, root, database.to_owned()))?;
+    let key = CollectionKey::new("main", "cfr");
+    let (rss_before_kib, _) = memory()?;
+    let mut micros = Vec::new();
+    match phase {
+        Phase::Full => {
+            let started = Instant::now();
+            let outcome = client.sync_one(&key).await?;
+            micros.push(elapsed_micros(started));
+            if outcome.records != options.records {
+                bail!(
+                    "synced {} records, expected {}",
+                    outcome.records,
+                    options.records
+                );
+            }
+        }
+        Phase::Polls => {
+            for _ in 0..options.polls.max(1) {
+                let started = Instant::now();
+                let report = client.poll(|_| true).await?;
+                micros.push(elapsed_micros(started));
+                if !report.synced.is_empty() {
+                    bail!(
+                        "a no-change poll synced {} collections",
+                        report.synced.len()
+                    );
+                }
+            }
+        }
+    }
+    let (_, peak_kib) = memory()?;
+    println!(
+        "{}",
+        serde_json::to_string(&PhaseReport {
+            micros,
+            rss_before_kib,
+            peak_kib,
+        })?
+    );
+    Ok(())
+}
+
+fn elapsed_micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs one phase in a child process (this binary) and reads its report.
+fn child(options: &Options, phase: &str, database: &Path) -> anyhow::Result<PhaseReport> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "settings-client",
+            "--url",
+            &options.url,
+            "--root-hash",
+            &options.root_hash,
+        ])
+        .args(["--records", &options.records.to_string()])
+        .args(["--polls", &options.polls.to_string()])
+        .args(["--phase", phase, "--database"])
+        .arg(database)
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "the {phase} phase failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 /// Runs the scenario and prints a markdown table.
 pub async fn run(options: Options) -> anyhow::Result<()> {
+    if let (Some(phase), Some(database)) = (options.phase, &options.database) {
+        return measure(&options, phase, database).await;
+    }
     let base = format!("{}/v1", options.url.trim_end_matches('/'));
-    let root = content_signature::fingerprint::parse(&options.root_hash)
-        .map_err(|e| anyhow::anyhow!("--root-hash: {e}"))?;
     let http = reqwest::Client::new();
     let started = Instant::now();
     publish(&http, &base, options.records).await?;
@@ -153,59 +252,34 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         options.records,
         started.elapsed().as_secs_f64()
     );
-    let key = CollectionKey::new("main", "cfr");
-    let dir = tempfile_dir()?;
+    let dir = std::env::temp_dir().join(format!("syncstack-bench-client-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
 
     let mut full = Vec::new();
-    let mut full_peak = 0;
-    let mut full_base = 0;
-    let mut db_size = 0;
+    let mut full_reports = Vec::new();
     for run in 0..options.full_syncs.max(1) {
-        let database = dir.join(format!("full-{run}.db"));
-        let client = Client::open(ClientConfig::new(base.parse()?, root, database.clone()))?;
-        let baseline = reset_peak()?;
-        let started = Instant::now();
-        let outcome = client.sync_one(&key).await?;
-        full.push(started.elapsed());
-        let (_, peak) = memory()?;
-        if outcome.records != options.records {
-            bail!(
-                "synced {} records, expected {}",
-                outcome.records,
-                options.records
-            );
-        }
-        full_peak = full_peak.max(peak);
-        full_base = baseline;
-        db_size = std::fs::metadata(&database)?.len()
-            + std::fs::metadata(database.with_extension("db-wal")).map_or(0, |m| m.len());
+        let report = child(&options, "full", &dir.join(format!("full-{run}.db")))?;
+        full.extend(&report.micros);
+        full_reports.push(report);
     }
     full.sort();
-
-    let client = Client::open(ClientConfig::new(
-        base.parse()?,
-        root,
-        dir.join("full-0.db"),
-    ))?;
-    client.poll(|_| true).await?;
-    let poll_base = reset_peak()?;
-    let mut polls = Vec::new();
-    for _ in 0..options.polls.max(1) {
-        let started = Instant::now();
-        let report = client.poll(|_| true).await?;
-        polls.push(started.elapsed());
-        if !report.synced.is_empty() {
-            bail!(
-                "a no-change poll synced {} collections",
-                report.synced.len()
-            );
-        }
-    }
-    let (_, poll_peak) = memory()?;
+    let database = dir.join("full-0.db");
+    let db_size = std::fs::metadata(&database)?.len()
+        + std::fs::metadata(database.with_extension("db-wal")).map_or(0, |m| m.len());
+    let polls_report = child(&options, "polls", &database)?;
+    let mut polls = polls_report.micros.clone();
     polls.sort();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("| phase | runs | median | max | process RSS before | peak RSS during |");
+    let full_before = full_reports
+        .iter()
+        .map(|r| r.rss_before_kib)
+        .max()
+        .unwrap_or(0);
+    let full_peak = full_reports.iter().map(|r| r.peak_kib).max().unwrap_or(0);
+    println!(
+        "| phase (each in a fresh process) | runs | median | max | RSS before the phase | peak RSS of the process |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     println!(
         "| full sync of {} records into an empty database (fetch, verify, write) | {} | {} | {} | {} | {} |",
@@ -213,7 +287,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         full.len(),
         ms(full[full.len() / 2]),
         ms(*full.last().expect("one run")),
-        mib(full_base),
+        mib(full_before),
         mib(full_peak)
     );
     println!(
@@ -221,8 +295,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         polls.len(),
         ms(polls[polls.len() / 2]),
         ms(*polls.last().expect("one poll")),
-        mib(poll_base),
-        mib(poll_peak)
+        mib(polls_report.rss_before_kib),
+        mib(polls_report.peak_kib)
     );
     println!();
     println!(
@@ -230,10 +304,4 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         db_size as f64 / (1024.0 * 1024.0)
     );
     Ok(())
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("syncstack-bench-client-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

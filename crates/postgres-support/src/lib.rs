@@ -9,12 +9,14 @@
 mod migrate;
 mod pool;
 mod testing;
+mod transaction;
 
 pub use deadpool_postgres::{Object as Connection, Pool};
 pub use migrate::migrate;
 pub use pool::{PoolError, connect, is_postgres_url};
 pub use testing::TestSchema;
 pub use tokio_postgres::{Row, error::SqlState};
+pub use transaction::{ATTEMPTS, TxErrors, TxFuture, write};
 
 /// Whether `error` is a serialization failure or deadlock, the two errors PostgreSQL asks
 /// the client to answer by running the transaction again.

@@ -19,7 +19,7 @@
 //!
 //! A deadlock or serialization failure (PostgreSQL asks the client to retry) becomes
 //! [`StoreError::Conflict`] inside the operation, and the transaction is run again, up to
-//! [`ATTEMPTS`] times in all, before the conflict reaches the server (which answers 409
+//! [`postgres_support::ATTEMPTS`] times in all, before the conflict reaches the server (which answers 409
 //! with `Retry-After` only then). Kinto's own PostgreSQL backend answers the first one.
 //!
 //! # Locks
@@ -33,19 +33,11 @@ mod objects;
 mod perms;
 mod schema;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::types::ToSql;
 
 use crate::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, StoreLock, Write};
-
-/// How many times a transaction that PostgreSQL aborted for a deadlock or a serialization
-/// failure is run in all before the conflict is returned.
-pub const ATTEMPTS: u32 = 5;
 
 /// A [`SettingsStore`] on a PostgreSQL database.
 #[derive(Clone)]
@@ -54,7 +46,7 @@ pub struct PostgresSettingsStore {
 }
 
 /// What an operation inside a transaction returns.
-type TxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+type TxFuture<'a, T> = postgres_support::TxFuture<'a, T, StoreError>;
 
 impl PostgresSettingsStore {
     /// Connects to `url` with a pool of at most `max_connections` (at least 2, see the
@@ -80,35 +72,28 @@ impl PostgresSettingsStore {
     }
 
     /// Runs `op` in one transaction, committed when it succeeds, rolled back when it fails,
-    /// and run again (up to [`ATTEMPTS`] in all) when PostgreSQL aborted it for a deadlock
-    /// or serialization failure.
+    /// and run again (up to [`postgres_support::ATTEMPTS`] in all) when PostgreSQL aborted
+    /// it for a deadlock or serialization failure.
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send,
         F: for<'a> Fn(&'a Transaction<'a>) -> TxFuture<'a, T> + Send + Sync,
     {
-        let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let tx = client.transaction().await.map_err(backend)?;
-            let result = match op(&tx).await {
-                Ok(value) => tx.commit().await.map_err(backend).map(|()| value),
-                // Rolled back now rather than on drop, which only queues the ROLLBACK: the
-                // connection goes back to the pool with no transaction (and no lock) open.
-                Err(error) => {
-                    tx.rollback().await.map_err(backend)?;
-                    Err(error)
-                }
-            };
-            match result {
-                Err(StoreError::Conflict) if attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, "settings transaction conflicted; retrying");
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        postgres_support::write(&self.pool, op).await
+    }
+}
+
+impl postgres_support::TxErrors for StoreError {
+    fn driver(error: tokio_postgres::Error) -> Self {
+        backend(error)
+    }
+
+    fn pool(error: deadpool_postgres::PoolError) -> Self {
+        pool_error(error)
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict)
     }
 }
 

@@ -11,22 +11,14 @@
 //! records it guards) see one snapshot, and a read-only transaction at that level is never
 //! aborted for serialization.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-
 use deadpool_postgres::{Pool, Transaction};
-use postgres_support::SqlState;
-use rand::Rng;
+use postgres_support::{SqlState, TxErrors};
 use tokio_postgres::IsolationLevel;
 
 use crate::StoreError;
 
-/// Attempts of a write before a retryable failure becomes [`StoreError::Conflict`].
-const MAX_ATTEMPTS: u32 = 5;
-
 /// The future of one attempt at a transaction's work.
-pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 't>>;
+pub type TxFuture<'t, T> = postgres_support::TxFuture<'t, T, TxError>;
 
 /// A failure inside a transaction: either a semantic answer, or the driver's error, kept
 /// whole until the runner has decided whether to retry.
@@ -50,11 +42,21 @@ impl From<tokio_postgres::Error> for TxError {
     }
 }
 
-impl TxError {
-    /// Whether running the transaction again may succeed: PostgreSQL's serialization
-    /// failures and deadlocks, and a unique violation on insert (another transaction
-    /// created the row first; the next attempt sees it and updates it instead).
-    fn is_retryable(&self) -> bool {
+impl TxErrors for TxError {
+    fn driver(error: tokio_postgres::Error) -> Self {
+        TxError::Driver(error)
+    }
+
+    fn pool(error: deadpool_postgres::PoolError) -> Self {
+        TxError::Store(StoreError::Backend(format!(
+            "no PostgreSQL connection: {error}"
+        )))
+    }
+
+    /// PostgreSQL's serialization failures and deadlocks, and a unique violation on insert
+    /// (another transaction created the row first; the next attempt sees it and updates
+    /// it instead).
+    fn retryable(&self) -> bool {
         match self {
             TxError::Store(_) => false,
             TxError::Driver(error) => {
@@ -63,7 +65,9 @@ impl TxError {
             }
         }
     }
+}
 
+impl TxError {
     /// The semantic error the trait returns.
     fn into_store_error(self) -> StoreError {
         match self {
@@ -113,41 +117,15 @@ where
 }
 
 /// Runs `work` in a read-write transaction and commits it, running it again (up to
-/// [`MAX_ATTEMPTS`] times, after a short random pause) when PostgreSQL aborted it for
-/// contention. An answer is given only after the commit succeeded.
+/// [`postgres_support::ATTEMPTS`] times, after a short random pause) when PostgreSQL
+/// aborted it for contention. An answer is given only after the commit succeeded.
 pub async fn write<T, F>(pool: &Pool, work: F) -> Result<T, StoreError>
 where
     F: for<'t> Fn(&'t Transaction<'t>) -> TxFuture<'t, T>,
 {
-    let mut attempt = 1;
-    loop {
-        match write_once(pool, &work).await {
-            Ok(value) => return Ok(value),
-            Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(?error, attempt, "retrying a storage transaction");
-                let pause = rand::rng().random_range(1..=10 * u64::from(attempt));
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-                attempt += 1;
-            }
-            Err(error) => {
-                if error.is_retryable() {
-                    tracing::warn!(?error, attempt, "storage transaction still contended");
-                }
-                return Err(error.into_store_error());
-            }
-        }
-    }
-}
-
-async fn write_once<T, F>(pool: &Pool, work: &F) -> Result<T, TxError>
-where
-    F: for<'t> Fn(&'t Transaction<'t>) -> TxFuture<'t, T>,
-{
-    let mut client = connection(pool).await?;
-    let tx = client.transaction().await?;
-    let value = work(&tx).await?;
-    tx.commit().await?;
-    Ok(value)
+    postgres_support::write(pool, work)
+        .await
+        .map_err(TxError::into_store_error)
 }
 
 async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {

@@ -26,10 +26,6 @@ mod nodes;
 mod schema;
 mod users;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::error::SqlState;
@@ -41,10 +37,6 @@ use crate::{Node, NodeChange, TokenStore, TokenStoreError, UserKeys, UserRecord,
 
 /// The only service this server knows (seeded by the schema).
 const SYNC_SERVICE: &str = "sync-1.5";
-
-/// How many times a transaction that PostgreSQL aborted for a deadlock or a serialization
-/// failure is run in all before the conflict is returned.
-const ATTEMPTS: u32 = 5;
 
 /// A [`TokenStore`] on a PostgreSQL database.
 #[derive(Clone)]
@@ -63,7 +55,7 @@ struct Ctx {
 }
 
 /// What an operation inside a transaction returns.
-type TxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TokenStoreError>> + Send + 'a>>;
+type TxFuture<'a, T> = postgres_support::TxFuture<'a, T, TokenStoreError>;
 
 impl PostgresTokenStore {
     /// Connects to `url` with a pool of at most `max_connections` and brings the schema up
@@ -116,36 +108,30 @@ impl PostgresTokenStore {
         self.pool.get().await.map_err(pool_error)
     }
 
-    /// Runs `op` in one transaction, committed when it succeeds, and runs it again (up to
-    /// [`ATTEMPTS`] in all) when PostgreSQL aborted it for a deadlock or serialization
-    /// failure.
+    /// Runs `op` in one transaction, committed when it succeeds, rolled back when it fails,
+    /// and run again (up to [`postgres_support::ATTEMPTS`] in all) when PostgreSQL aborted
+    /// it for a deadlock or serialization failure.
     async fn write<T, F>(&self, op: F) -> Result<T, TokenStoreError>
     where
         T: Send,
         F: for<'a> Fn(&'a Transaction<'a>, Ctx) -> TxFuture<'a, T> + Send + Sync,
     {
-        let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let tx = client.transaction().await.map_err(backend)?;
-            let result = match op(&tx, self.ctx).await {
-                Ok(value) => tx.commit().await.map_err(backend).map(|()| value),
-                // Rolled back now rather than on drop, which only queues the ROLLBACK: the
-                // connection goes back to the pool with no transaction (and no lock) open.
-                Err(error) => {
-                    tx.rollback().await.map_err(backend)?;
-                    Err(error)
-                }
-            };
-            match result {
-                Err(TokenStoreError::Conflict) if attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, "token store transaction conflicted; retrying");
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let ctx = self.ctx;
+        postgres_support::write(&self.pool, move |tx| op(tx, ctx)).await
+    }
+}
+
+impl postgres_support::TxErrors for TokenStoreError {
+    fn driver(error: tokio_postgres::Error) -> Self {
+        backend(error)
+    }
+
+    fn pool(error: deadpool_postgres::PoolError) -> Self {
+        pool_error(error)
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, TokenStoreError::Conflict)
     }
 }
 
