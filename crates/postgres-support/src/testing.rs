@@ -4,7 +4,8 @@
 use rand::Rng;
 use tokio_postgres::NoTls;
 
-/// A schema created for one test and dropped by [`TestSchema::drop_schema`]. Its
+/// A schema created for one test and dropped by [`TestSchema::drop_schema`] or when it
+/// goes out of scope. Its
 /// [`url`](TestSchema::url) points connections at it through `search_path`, so the code
 /// under test runs unchanged.
 pub struct TestSchema {
@@ -36,12 +37,38 @@ impl TestSchema {
     }
 
     /// Drops the schema and everything in it.
-    pub async fn drop_schema(self) -> Result<(), tokio_postgres::Error> {
-        let client = connect(&self.base_url).await?;
-        client
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
+    pub async fn drop_schema(mut self) -> Result<(), tokio_postgres::Error> {
+        let result = drop_schema(&self.base_url, &self.name).await;
+        self.name.clear();
+        result
     }
+}
+
+impl Drop for TestSchema {
+    /// A schema not dropped explicitly (a test that held it in a struct, or panicked) is
+    /// dropped here. `Drop` cannot await, so a thread with its own runtime does it; a
+    /// failure only leaves a schema behind, which is not worth a panic.
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
+        let (base_url, name) = (self.base_url.clone(), std::mem::take(&mut self.name));
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(drop_schema(&base_url, &name)).ok()
+        })
+        .join();
+    }
+}
+
+async fn drop_schema(base_url: &str, name: &str) -> Result<(), tokio_postgres::Error> {
+    let client = connect(base_url).await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {

@@ -28,24 +28,8 @@ struct Backend {
     /// Whether `lock` excludes holders in other instances (processes), not only this one.
     shared_locks: bool,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<TestSchema>,
-}
-
-impl Drop for Backend {
-    /// Drops the PostgreSQL test schema. `Drop` cannot await, so a thread with its own
-    /// runtime does it; a failure only leaves a schema behind, which is not worth a panic.
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(schema.drop_schema())
-            })
-            .join();
-        }
-    }
+    /// The PostgreSQL schema, dropped with the backend.
+    _schema: Option<TestSchema>,
 }
 
 fn sqlite() -> Backend {
@@ -59,7 +43,7 @@ fn sqlite() -> Backend {
         other: Arc::new(other),
         shared_locks: false,
         _dir: Some(dir),
-        schema: None,
+        _schema: None,
     }
 }
 
@@ -75,7 +59,7 @@ async fn postgres() -> Option<Backend> {
         other: Arc::new(other),
         shared_locks: true,
         _dir: None,
-        schema: Some(schema),
+        _schema: Some(schema),
     })
 }
 

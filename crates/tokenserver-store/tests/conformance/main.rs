@@ -24,24 +24,8 @@ struct Backend {
     /// A second instance on the same database, as a second process would have.
     other: Arc<dyn TokenStore>,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL schema, dropped with the backend.
     schema: Option<TestSchema>,
-}
-
-impl Drop for Backend {
-    /// Drops the PostgreSQL test schema. `Drop` cannot await, so a thread with its own
-    /// runtime does it; a failure only leaves a schema behind, which is not worth a panic.
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(schema.drop_schema())
-            })
-            .join();
-        }
-    }
 }
 
 fn sqlite() -> Backend {
