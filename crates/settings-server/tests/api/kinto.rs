@@ -5,12 +5,12 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use settings_server::{KintoSettings, SettingsState};
-use settings_store::sqlite::SqliteSettingsStore;
 
 struct Server {
     url: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
+    _schema: Option<postgres_support::TestSchema>,
 }
 
 struct Reply {
@@ -26,14 +26,14 @@ impl Server {
 
     async fn start_with(configure: impl FnOnce(&mut KintoSettings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteSettingsStore::open(&dir.path().join("settings.db"), true).unwrap();
+        let (store, schema) = crate::test_store(dir.path()).await;
         let mut settings = KintoSettings {
             flush_endpoint_enabled: true,
             attachment_base_path: Some(dir.path().join("attachments").display().to_string()),
             ..KintoSettings::default()
         };
         configure(&mut settings);
-        let state = SettingsState::new(Arc::new(store), settings);
+        let state = SettingsState::new(store, settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, settings_server::router(state)).await });
@@ -45,6 +45,7 @@ impl Server {
             url,
             http,
             _dir: dir,
+            _schema: schema,
         }
     }
 

@@ -10,7 +10,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use settings_server::workflow::{SignerSettings, Workflow};
 use settings_server::{KintoSettings, SettingsState};
-use settings_store::sqlite::SqliteSettingsStore;
 
 const SIGNER_NAME: &str = "remote-settings.content-signature.mozilla.org";
 const SOURCE: &str = "/v1/buckets/main-workspace/collections/cfr";
@@ -22,6 +21,7 @@ struct Server {
     workflow: Arc<Workflow>,
     pki: DevPki,
     _dir: tempfile::TempDir,
+    _schema: Option<postgres_support::TestSchema>,
 }
 
 struct Reply {
@@ -40,7 +40,7 @@ impl Server {
     /// A server whose signer certificate is valid for `days`, configured by `configure`.
     async fn start(days: u64, signed: bool, configure: impl FnOnce(&mut SignerSettings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteSettingsStore::open(&dir.path().join("settings.db"), true).unwrap();
+        let (store, schema) = crate::test_store(dir.path()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let pki =
@@ -54,7 +54,7 @@ impl Server {
             attachment_base_path: Some(dir.path().join("attachments").display().to_string()),
             ..KintoSettings::default()
         };
-        let state = SettingsState::new(Arc::new(store), kinto).with_hooks(workflow.clone());
+        let state = SettingsState::new(store, kinto).with_hooks(workflow.clone());
         let app = settings_server::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Server {
@@ -64,6 +64,7 @@ impl Server {
             workflow,
             pki,
             _dir: dir,
+            _schema: schema,
         }
     }
 

@@ -44,7 +44,22 @@ impl TestNode {
     }
 
     /// Starts a node whose public URL has the path `prefix` (e.g. "/sync").
+    ///
+    /// With `SYNCSTACK_TEST_STORAGE_ON_POSTGRES=1` and `SYNCSTACK_TEST_POSTGRES_URL` set, the
+    /// node runs on a fresh PostgreSQL schema instead of SQLite (`scripts/test` runs the
+    /// suite a second time that way).
     pub async fn start_at(prefix: &str, configure: impl FnOnce(&mut NodeSettings)) -> TestNode {
+        if std::env::var("SYNCSTACK_TEST_STORAGE_ON_POSTGRES").as_deref() == Ok("1")
+            && let Ok(base) = std::env::var("SYNCSTACK_TEST_POSTGRES_URL")
+        {
+            let schema = TestSchema::create(&base).await.unwrap();
+            let store = PostgresStore::open(schema.url(), PostgresOptions::default())
+                .await
+                .unwrap();
+            let mut node = Self::start_on(Arc::new(store), prefix, configure).await;
+            node.schema = Some(schema);
+            return node;
+        }
         let dir = tempfile::tempdir().unwrap();
         let store =
             SqliteStore::open(&dir.path().join("storage.db"), SqliteOptions::default()).unwrap();

@@ -10,6 +10,7 @@ use sync_proto::token::MasterSecret;
 use tokenserver::verifier::{TrustedIssuer, Verifier};
 use tokenserver::{TokenServerSettings, TokenServerState};
 use tokenserver_store::TokenStore;
+use tokenserver_store::postgres::PostgresTokenStore;
 use tokenserver_store::sqlite::SqliteTokenStore;
 
 use crate::issuer::Issuer;
@@ -20,6 +21,27 @@ pub struct TestTokenServer {
     pub url: String,
     pub store: Arc<dyn TokenStore>,
     _dir: tempfile::TempDir,
+    _schema: Option<postgres_support::TestSchema>,
+}
+
+/// The store of a test server: SQLite, or with `SYNCSTACK_TEST_TOKENSERVER_ON_POSTGRES=1` and
+/// `SYNCSTACK_TEST_POSTGRES_URL` set, PostgreSQL on a fresh schema (`scripts/test` runs the
+/// suite a second time that way).
+async fn test_store(
+    dir: &std::path::Path,
+) -> (Arc<dyn TokenStore>, Option<postgres_support::TestSchema>) {
+    let on_postgres = std::env::var("SYNCSTACK_TEST_TOKENSERVER_ON_POSTGRES").as_deref() == Ok("1");
+    match std::env::var("SYNCSTACK_TEST_POSTGRES_URL") {
+        Ok(base) if on_postgres => {
+            let schema = postgres_support::TestSchema::create(&base).await.unwrap();
+            let store = PostgresTokenStore::open(schema.url(), 4).await.unwrap();
+            (Arc::new(store), Some(schema))
+        }
+        _ => {
+            let store = SqliteTokenStore::open(&dir.join("tokens.db"), true).unwrap();
+            (Arc::new(store), None)
+        }
+    }
 }
 
 impl TestTokenServer {
@@ -34,8 +56,7 @@ impl TestTokenServer {
         configure: impl FnOnce(&mut TokenServerSettings),
     ) -> TestTokenServer {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn TokenStore> =
-            Arc::new(SqliteTokenStore::open(&dir.path().join("tokens.db"), true).unwrap());
+        let (store, schema) = test_store(dir.path()).await;
         for (url, capacity) in nodes {
             store.add_node(url, *capacity).await.unwrap();
         }
@@ -55,6 +76,7 @@ impl TestTokenServer {
             url,
             store,
             _dir: dir,
+            _schema: schema,
         }
     }
 
