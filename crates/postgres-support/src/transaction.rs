@@ -21,14 +21,30 @@ pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send +
 /// opposite orders produce, without making a client wait long for a real outage.
 pub const ATTEMPTS: u32 = 5;
 
-/// How a backend's errors relate to the driver's.
+/// How a backend's errors relate to the driver's. A backend names its two kinds of failure;
+/// the classification of driver errors (what PostgreSQL asks to retry is a conflict,
+/// anything else a backend failure) is shared.
 pub trait TxErrors: Sized {
-    /// The error for a driver failure (connecting, beginning, committing, rolling back).
-    fn driver(error: tokio_postgres::Error) -> Self;
-    /// The error when no pooled connection could be had.
-    fn pool(error: deadpool_postgres::PoolError) -> Self;
+    /// The error for contention the caller may retry.
+    fn conflict() -> Self;
+    /// Any other database failure, described for the logs.
+    fn backend(message: String) -> Self;
     /// Whether running the transaction again may succeed.
     fn retryable(&self) -> bool;
+
+    /// The error for a driver failure (beginning, a statement, committing, rolling back).
+    fn driver(error: tokio_postgres::Error) -> Self {
+        if crate::is_retryable(&error) {
+            Self::conflict()
+        } else {
+            Self::backend(error.to_string())
+        }
+    }
+
+    /// The error when no pooled connection could be had.
+    fn pool(error: deadpool_postgres::PoolError) -> Self {
+        Self::backend(format!("no PostgreSQL connection: {error}"))
+    }
 }
 
 /// Runs `work` in one transaction on a connection of `pool` and commits it, running it

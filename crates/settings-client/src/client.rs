@@ -122,6 +122,10 @@ pub struct Client {
     pub(crate) local: LocalStore,
     pub(crate) remote: Remote,
     pub(crate) attachments_base: tokio::sync::OnceCell<Url>,
+    /// Collections whose packaged dump this client has already considered: a dump ships
+    /// with the application and does not change while it runs, so `get` (the hot read
+    /// path) reads and parses a dump file once, not on every call.
+    pub(crate) dumps_considered: std::sync::Mutex<std::collections::HashSet<CollectionKey>>,
 }
 
 impl Client {
@@ -144,6 +148,7 @@ impl Client {
             local,
             remote,
             attachments_base: tokio::sync::OnceCell::new(),
+            dumps_considered: std::sync::Mutex::default(),
         })
     }
 

@@ -28,6 +28,23 @@ impl Client {
         )
     }
 
+    /// [`load_dump_if_newer`](Self::load_dump_if_newer), the first time this client is
+    /// asked about the collection only.
+    pub(crate) fn consider_dump(&self, key: &CollectionKey) -> Result<(), LocalError> {
+        if self.config.dumps_dir.is_none() {
+            return Ok(());
+        }
+        let first_time = self
+            .dumps_considered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        if first_time {
+            self.load_dump_if_newer(key)?;
+        }
+        Ok(())
+    }
+
     /// Loads the collection's packaged dump if there is one newer than the local data.
     /// Returns whether it did. A dump that cannot be read is logged and ignored: it must
     /// never stop a sync from bringing verified data.

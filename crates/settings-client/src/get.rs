@@ -93,7 +93,7 @@ impl Client {
         key: &CollectionKey,
         options: &GetOptions,
     ) -> Result<Vec<Value>, GetError> {
-        self.load_dump_if_newer(key)?;
+        self.consider_dump(key)?;
         if options.sync_if_empty && self.local.collection(key)?.is_none() {
             // The outcome is in the history, which the checks below read.
             let _ = self.sync_one(key).await;

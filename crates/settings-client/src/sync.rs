@@ -69,7 +69,7 @@ impl Client {
         if !key.is_valid() {
             return Err(SyncError::UnknownCollection(key.clone()));
         }
-        self.load_dump_if_newer(key)?;
+        self.consider_dump(key)?;
         let local = self.local.collection(key)?;
         let result = self.sync_from(key, expected, local.as_ref(), started).await;
         let entry = |status, detail: Option<String>, remote| HistoryEntry {

@@ -84,12 +84,12 @@ impl PostgresSettingsStore {
 }
 
 impl postgres_support::TxErrors for StoreError {
-    fn driver(error: tokio_postgres::Error) -> Self {
-        backend(error)
+    fn conflict() -> Self {
+        StoreError::Conflict
     }
 
-    fn pool(error: deadpool_postgres::PoolError) -> Self {
-        pool_error(error)
+    fn backend(message: String) -> Self {
+        StoreError::Backend(message)
     }
 
     fn retryable(&self) -> bool {
@@ -97,18 +97,13 @@ impl postgres_support::TxErrors for StoreError {
     }
 }
 
-/// Converts a driver error: what PostgreSQL asks to retry is a conflict, anything else a
-/// backend failure.
+/// A driver error as the store's error (see [`postgres_support::TxErrors::driver`]).
 fn backend(error: tokio_postgres::Error) -> StoreError {
-    if postgres_support::is_retryable(&error) {
-        StoreError::Conflict
-    } else {
-        StoreError::Backend(error.to_string())
-    }
+    <StoreError as postgres_support::TxErrors>::driver(error)
 }
 
 fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("no PostgreSQL connection: {error}"))
+    <StoreError as postgres_support::TxErrors>::pool(error)
 }
 
 /// Prepares `sql` once per connection and runs it.

@@ -43,14 +43,17 @@ impl From<tokio_postgres::Error> for TxError {
 }
 
 impl TxErrors for TxError {
-    fn driver(error: tokio_postgres::Error) -> Self {
-        TxError::Driver(error)
+    fn conflict() -> Self {
+        TxError::Store(StoreError::Conflict)
     }
 
-    fn pool(error: deadpool_postgres::PoolError) -> Self {
-        TxError::Store(StoreError::Backend(format!(
-            "no PostgreSQL connection: {error}"
-        )))
+    fn backend(message: String) -> Self {
+        TxError::Store(StoreError::Backend(message))
+    }
+
+    /// Kept whole: the runner decides on the driver's error code (see `retryable`).
+    fn driver(error: tokio_postgres::Error) -> Self {
+        TxError::Driver(error)
     }
 
     /// PostgreSQL's serialization failures and deadlocks, and a unique violation on insert

@@ -122,12 +122,12 @@ impl PostgresTokenStore {
 }
 
 impl postgres_support::TxErrors for TokenStoreError {
-    fn driver(error: tokio_postgres::Error) -> Self {
-        backend(error)
+    fn conflict() -> Self {
+        TokenStoreError::Conflict
     }
 
-    fn pool(error: deadpool_postgres::PoolError) -> Self {
-        pool_error(error)
+    fn backend(message: String) -> Self {
+        TokenStoreError::Backend(message)
     }
 
     fn retryable(&self) -> bool {
@@ -135,18 +135,13 @@ impl postgres_support::TxErrors for TokenStoreError {
     }
 }
 
-/// Converts a driver error: what PostgreSQL asks to retry is a conflict, anything else a
-/// backend failure.
+/// A driver error as the store's error (see [`postgres_support::TxErrors::driver`]).
 fn backend(error: tokio_postgres::Error) -> TokenStoreError {
-    if postgres_support::is_retryable(&error) {
-        TokenStoreError::Conflict
-    } else {
-        TokenStoreError::Backend(error.to_string())
-    }
+    <TokenStoreError as postgres_support::TxErrors>::driver(error)
 }
 
 fn pool_error(error: deadpool_postgres::PoolError) -> TokenStoreError {
-    TokenStoreError::Backend(format!("no PostgreSQL connection: {error}"))
+    <TokenStoreError as postgres_support::TxErrors>::pool(error)
 }
 
 /// Whether the error is a unique constraint violation.
