@@ -75,6 +75,8 @@ pub struct Settings {
     pub services: Vec<Service>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Cross-origin access from browsers, for every service.
+    pub cors: crate::http::CorsConfig,
     /// Storage node settings.
     pub storage: StorageSettings,
     /// Token server settings.
@@ -235,6 +237,7 @@ impl Default for Settings {
                 Service::Settings,
             ],
             log_format: LogFormat::Text,
+            cors: crate::http::CorsConfig::default(),
             storage: StorageSettings::default(),
             tokenserver: TokenServerConfig::default(),
             identity: IdentityConfig::default(),
@@ -278,6 +281,7 @@ impl std::fmt::Debug for Settings {
             .field("metrics_listen", &self.metrics_listen)
             .field("services", &self.services)
             .field("log_format", &self.log_format)
+            .field("cors", &self.cors)
             .field("storage", &RedactedStorage(&self.storage))
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
@@ -395,6 +399,7 @@ const SETTING_KEYS: &[&str] = &[
     "metrics_listen",
     "services",
     "log_format",
+    "cors",
     "storage",
     "tokenserver",
     "identity",

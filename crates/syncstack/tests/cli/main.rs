@@ -5,6 +5,7 @@
 //! "ready" log line (JSON logs), never for a fixed time.
 
 mod client;
+mod http;
 mod pair;
 mod postgres;
 mod process;
