@@ -6,6 +6,7 @@
 
 mod client;
 mod pair;
+mod pki;
 mod postgres;
 mod process;
 mod settings;
