@@ -13,7 +13,6 @@ Usage: remote_settings.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 (run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
 """
 
-import json
 import os
 import shutil
 import socket
