@@ -113,7 +113,8 @@ fn init_under_an_organization_ca_and_renew_keep_its_root() {
 }
 
 /// Mozilla's published development intermediate: the chain ends at Firefox's local root,
-/// whose hash is printed; until the intermediate expires, after which init refuses it.
+/// whose hash is printed, and the signer is cut to the intermediate's own expiry; after
+/// that date init refuses the intermediate.
 #[test]
 fn init_under_the_firefox_local_dev_intermediate() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +123,7 @@ fn init_under_the_firefox_local_dev_intermediate() {
         dir.path(),
         &data.join("mozilla-local-dev-intermediate.pem"),
         &data.join("mozilla-local-dev-intermediate-key.pem"),
-        &["--days", "30"],
+        &["--days", "36500"],
     );
     if now() >= MOZILLA_INTERMEDIATE_NOT_AFTER {
         assert!(!out.status.success());
@@ -133,9 +134,14 @@ fn init_under_the_firefox_local_dev_intermediate() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().last().unwrap(), LOCAL_ROOT);
     assert!(stdout.contains("ContentSignatureLocalRoot"), "{stdout}");
+    assert!(
+        stdout.contains("valid until 2029-03-21 16:45:47 UTC (when the CA itself expires)"),
+        "{stdout}"
+    );
     let chain = read(&dir.path().join("syncstack-data/signer"), "chain.pem");
     let pin = fingerprint::parse(LOCAL_ROOT).unwrap();
     verify_chain(&chain, &pin, NAME, now()).unwrap();
+    verify_chain(&chain, &pin, NAME, MOZILLA_INTERMEDIATE_NOT_AFTER - 60).unwrap();
 }
 
 /// A CA given without its root (no root.pem is written; renew works without it), a key
