@@ -62,6 +62,18 @@ return {
   timestamp: await client.db.getLastModified(),
 };
 """
+# What Firefox does on its own (a timer, or a push): poll the monitor for every collection,
+# with the last ETag as `_since`, and sync the clients whose collection changed.
+JS_POLL_AND_GET = JS_SETUP + """
+await RemoteSettings.pollChanges({ trigger: "manual" });
+const records = await RemoteSettings(args.collection).get({
+  syncIfEmpty: false, verifySignature: true });
+records.sort((a, b) => a.id.localeCompare(b.id));
+return {
+  records: records.map(({ id, last_modified, schema, ...fields }) => ({ id, ...fields })),
+  etag: Services.prefs.getStringPref("services.settings.last_etag", ""),
+};
+"""
 JS_SYNC_ONLY = JS_SETUP + """
 await RemoteSettings(args.collection).sync();
 return (await RemoteSettings(args.collection).get({ syncIfEmpty: false })).length;
@@ -219,7 +231,7 @@ class RemoteSettingsChecks:
                        lambda: self.check_first_sync(firefox))
             self.check("Firefox's start-up reads of collections not held are empty, no error",
                        lambda: self.check_unknown(firefox))
-            self.check("Firefox applies a second review (update, delete) incrementally",
+            self.check("Firefox's own poll applies a second review (update, delete)",
                        lambda: self.check_second_review(firefox))
             self.check("Firefox refuses the server's copy altered behind the signer",
                        lambda: self.check_tampered(firefox))
@@ -250,9 +262,14 @@ class RemoteSettingsChecks:
         self.review()
         self.published["alpha"]["title"] = "alpha, edited"
         del self.published["gamma"]
-        result = firefox.chrome(JS_SYNC_AND_GET, {"collection": COLLECTION})
+        result = firefox.chrome(JS_POLL_AND_GET, {"collection": COLLECTION})
         expect(result["records"] == self.expected(self.published),
                "Firefox holds %r" % result["records"])
+        monitor = self.request("GET", "/buckets/monitor/collections/changes/changeset"
+                                      "?_expected=0")
+        expect(result["etag"].strip('"') == str(monitor["timestamp"]),
+               "Firefox's last ETag %r, the monitor's timestamp %r"
+               % (result["etag"], monitor["timestamp"]))
 
     def check_tampered(self, firefox):
         # Stop the server, change a signed record in `main` directly in its database (a
