@@ -26,9 +26,10 @@ pub struct IssuerChain {
     /// The issuing CA's certificate, then any further intermediates, as PEM (the root is
     /// not included). Signers are issued by the first one.
     pub intermediates_pem: String,
-    /// The self-signed root at the top, when the file carried it.
+    /// The self-signed root above the issuing CA, when the file carried it.
     pub root_pem: Option<String>,
-    /// SHA-256 of the root's DER in the `3C:01:…` form clients pin, when the root is known.
+    /// SHA-256 of the root's DER in the `3C:01:…` form clients pin, when the root is known
+    /// (the issuing CA's own, when it is a self-signed root itself).
     pub root_sha256: Option<String>,
     /// The issuing CA's subject, for messages.
     pub subject: String,
@@ -61,8 +62,10 @@ pub fn read_issuer_chain(pem: &str) -> Result<IssuerChain, PkiError> {
     let not_after = u64::try_from(issuer.validity().not_after.timestamp()).unwrap_or(0);
 
     let last = ders.last().expect("not empty");
-    let root_in_file = ders.len() > 1 && is_self_signed(&parse(last)?);
-    let (intermediates, root) = if root_in_file {
+    let top_is_root = is_self_signed(&parse(last)?);
+    // A self-signed CA given alone issues directly: it is its own root, already in every
+    // chain as the issuer, so it is not repeated as a separate root.
+    let (intermediates, root) = if top_is_root && ders.len() > 1 {
         (&ders[..ders.len() - 1], Some(last))
     } else {
         (&ders[..], None)
@@ -70,7 +73,7 @@ pub fn read_issuer_chain(pem: &str) -> Result<IssuerChain, PkiError> {
     Ok(IssuerChain {
         intermediates_pem: intermediates.iter().map(|d| to_pem(d)).collect(),
         root_pem: root.map(|d| to_pem(d)),
-        root_sha256: root.map(|d| fingerprint::format(&fingerprint::sha256(d))),
+        root_sha256: top_is_root.then(|| fingerprint::format(&fingerprint::sha256(last))),
         subject,
         not_after,
     })
@@ -219,6 +222,31 @@ mod tests {
         let both = format!("{}{}", pki.intermediate_pem, pki.root_pem);
         let chain = read_issuer_chain(&both).unwrap();
         assert_eq!(chain.root_sha256, Some(pki.root_sha256.clone()));
+    }
+
+    /// A self-signed CA given alone is both the issuer and the root clients pin.
+    #[test]
+    fn a_self_signed_ca_alone_is_its_own_root() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, PKCS_ECDSA_P384_SHA384};
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let chain = read_issuer_chain(&ca.pem()).unwrap();
+        assert_eq!(chain.root_pem, None, "not repeated in the chain");
+        let pin = fingerprint::sha256(ca.der());
+        assert_eq!(chain.root_sha256, Some(fingerprint::format(&pin)));
+        let now = 1_800_000_000;
+        let (cert, _) = issue_signer(
+            &chain.intermediates_pem,
+            &key.serialize_pem(),
+            SIGNER,
+            now - 60,
+            now + DAY,
+        )
+        .unwrap();
+        let full = format!("{cert}{}", chain.intermediates_pem);
+        crate::verify_chain(&full, &pin, SIGNER, now).unwrap();
     }
 
     #[test]
