@@ -7,6 +7,7 @@
 mod client;
 mod http;
 mod pair;
+mod pki;
 mod postgres;
 mod process;
 mod settings;
