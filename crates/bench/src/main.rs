@@ -22,6 +22,7 @@
 //! Remote Settings client's full sync of 10,000 signed records and its no-change polls,
 //! with peak memory (`scripts/bench-settings-client`).
 
+mod ceiling;
 mod client;
 mod report;
 mod settings;
@@ -51,6 +52,11 @@ enum Command {
     Settings(settings::Options),
     /// Time the Remote Settings client: a full verified sync, then no-change polls.
     SettingsClient(settings_client::Options),
+    /// Serve the storage mix's requests from one bare handler (no auth, no database): the
+    /// ceiling set by HTTP and the load generator on this machine.
+    BareNode(ceiling::BareNodeOptions),
+    /// Time SQLite alone upserting the mix's records, 100 per transaction.
+    SqliteInserts(ceiling::SqliteOptions),
 }
 
 #[tokio::main]
@@ -61,5 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Client(options) => client::run(options).await,
         Command::Settings(options) => settings::run(options).await,
         Command::SettingsClient(options) => settings_client::run(options).await,
+        Command::BareNode(options) => ceiling::bare_node(options).await,
+        Command::SqliteInserts(options) => ceiling::sqlite_inserts(options),
     }
 }

@@ -7,6 +7,7 @@
 //! savepoint, and commits them together: one commit pays for the group. A write that fails
 //! rolls back to its savepoint without touching the others. Nobody is answered before the
 //! group's commit succeeds, so an acknowledged write is a committed write.
+//! Checkpoints happen on another thread ([`super::checkpointer`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::checkpointer::Checkpointer;
 use super::{Inner, backend};
 use crate::StoreError;
 
@@ -77,18 +79,21 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the thread that owns `conn`.
-    pub fn start(conn: Connection, inner: Arc<Inner>) -> Writer {
+    /// Starts the thread that owns `conn`, and the thread that checkpoints for it.
+    pub fn start(conn: Connection, inner: Arc<Inner>) -> rusqlite::Result<Writer> {
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+        let checkpointer = Checkpointer::start(&inner.path)?;
         let (sender, receiver) = mpsc::channel();
         let waiting = Arc::new(AtomicU32::new(0));
         let counter = waiting.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, inner, receiver, counter))
+            .spawn(move || run(conn, inner, receiver, counter, checkpointer))
             .expect("spawning the SQLite writer thread");
-        Writer {
+        Ok(Writer {
             queue: Mutex::new(Some(sender)),
             waiting,
-        }
+        })
     }
 
     /// Queues `work` and waits until it is committed (or has failed).
@@ -139,6 +144,7 @@ fn run(
     inner: Arc<Inner>,
     queue: mpsc::Receiver<Message>,
     waiting: Arc<AtomicU32>,
+    mut checkpointer: Checkpointer,
 ) {
     let mut closing = None;
     while closing.is_none() {
@@ -158,10 +164,11 @@ fn run(
             }
         }
         waiting.fetch_sub(group.len() as u32, Ordering::Relaxed);
-        if !group.is_empty() {
-            commit_group(&mut conn, &inner, group);
+        if !group.is_empty() && commit_group(&mut conn, &inner, group) {
+            checkpointer.committed();
         }
     }
+    checkpointer.stop();
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(%error, "WAL checkpoint on close failed");
     }
@@ -174,7 +181,8 @@ fn run(
     }
 }
 
-fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) {
+/// Runs and commits one group; whether a commit happened.
+fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) -> bool {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
@@ -182,7 +190,7 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
             group
                 .into_iter()
                 .for_each(|job| job.finish(Err(error.clone())));
-            return;
+            return false;
         }
     };
     for job in &mut group {
@@ -203,14 +211,16 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
             group
                 .into_iter()
                 .for_each(|job| job.finish(Err(error.clone())));
-            return;
+            return false;
         }
     }
     let committed = tx.commit().map_err(backend);
     if let Err(error) = &committed {
         tracing::error!(%error, writes = group.len(), "committing a group of writes failed");
     }
+    let done = committed.is_ok();
     group
         .into_iter()
         .for_each(|job| job.finish(committed.clone()));
+    done
 }
