@@ -172,6 +172,15 @@ impl IdentityProvider {
         self.issue_for(&account, scope, duration)
     }
 
+    /// Signs `claims` as an RS256 `at+jwt` with this provider's key, whatever their `iss`,
+    /// `aud` and lifetime. This is how the accounts service issues Mozilla-style access
+    /// tokens without a second key: verifiers that already trust this provider's JWKS
+    /// (the token server) only need to be told the other issuer name.
+    pub fn sign_claims(&self, claims: &AccessTokenClaims) -> Result<String, IdentityError> {
+        validate_scope(&claims.scope)?;
+        token::sign(&self.inner.key, claims)
+    }
+
     /// Checks a password, saying why a login was refused.
     pub(crate) fn login(&self, name: &str, password: &str) -> Result<Login, IdentityError> {
         let Some(stored) = self.inner.db.get(name)? else {
