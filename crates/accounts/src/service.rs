@@ -134,15 +134,54 @@ impl AccountsService {
 
     /// Creates an account from a password, stretching it as a client would: the
     /// operator's path (`syncstack accounts add`), open whatever `allow_sign_up` says.
-    /// With `uid`, the account takes that uid (to match a built-in identity account).
+    /// With `link`, the account takes that uid and generation, those of a built-in identity
+    /// account, so that the token server sees one user with one generation whichever
+    /// issuer's token it gets.
     pub async fn add_account(
         &self,
         email: &str,
         password: &str,
-        uid: Option<&str>,
+        link: Option<(&str, i64)>,
     ) -> Result<NewAccount, ApiError> {
         let keys = ClientKeys::derive(email, password);
-        self.create(email, &keys.auth_pw, uid, &[], None).await
+        let (uid, generation) = link.unzip();
+        let created = self.create(email, &keys.auth_pw, uid, &[], None).await?;
+        match generation {
+            Some(generation) => {
+                let mut account = created.account;
+                self.inner
+                    .store
+                    .set_generation(&account.uid, generation)
+                    .await?;
+                account.keys_changed_at = account.keys_changed_at.min(generation);
+                account.generation = generation;
+                Ok(NewAccount {
+                    account,
+                    tokens: created.tokens,
+                })
+            }
+            None => Ok(created),
+        }
+    }
+
+    /// Deletes expired key fetch and password change tokens and authorization codes every
+    /// `every`, until the task is aborted. Expired ones are refused anyway; this only
+    /// keeps the database small.
+    pub fn spawn_purge(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let ttl = service.inner.settings.one_time_token_ttl_secs;
+                let now = now_ms();
+                let before = now.saturating_sub(i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
+                match service.inner.store.purge_expired(before, now).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "purged expired account tokens"),
+                    Err(error) => tracing::warn!(%error, "purging expired account tokens failed"),
+                }
+            }
+        })
     }
 
     /// Whether the HTTP sign-up is open now.

@@ -164,6 +164,9 @@ pub trait AccountStore: Send + Sync + 'static {
         generation: i64,
         tokens: &[TokenRecord],
     ) -> Result<(), StoreError>;
+    /// Sets the account's generation (to align it with a linked account's), keeping
+    /// keys_changed_at no later than it.
+    async fn set_generation(&self, uid: &str, generation: i64) -> Result<(), StoreError>;
     /// Stores tokens.
     async fn insert_tokens(&self, tokens: &[TokenRecord]) -> Result<(), StoreError>;
     /// The token of this kind with this id hash, left in place.

@@ -408,6 +408,20 @@ impl AccountStore for SqliteAccountStore {
         .await
     }
 
+    async fn set_generation(&self, uid: &str, generation: i64) -> Result<(), StoreError> {
+        let uid = uid.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE accounts SET generation = ?2, \
+                 keys_changed_at = MIN(keys_changed_at, ?2) WHERE uid = ?1",
+                params![uid, generation],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_tokens(&self, tokens: &[TokenRecord]) -> Result<(), StoreError> {
         let tokens = tokens.to_vec();
         self.write(move |tx| insert_tokens(tx, &tokens)).await
