@@ -11,6 +11,7 @@
 //! key of each token (the MAC check needs it), kA, and for a few minutes the key bundle a
 //! key fetch token will return.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -26,6 +27,9 @@ pub enum StoreError {
     /// `create_account` with `first_only`, and an account exists.
     #[error("an account exists already and only the first may sign up")]
     NotFirst,
+    /// The database asked for the transaction to be run again, and it still failed.
+    #[error("the accounts database is busy")]
+    Conflict,
     /// The database failed; the detail is for the log.
     #[error("accounts database: {0}")]
     Backend(String),
