@@ -21,7 +21,11 @@
 //! (`scripts/bench-settings`); `settings-client --url URL --root-hash PIN` times the
 //! Remote Settings client's full sync of 10,000 signed records and its no-change polls,
 //! with peak memory (`scripts/bench-settings-client`).
+//!
+//! For the accounts service, `accounts --url URL --email E --password P` measures onepw
+//! logins (argon2id-bound) and OAuth token issuance (RSA-bound) (`scripts/bench-accounts`).
 
+mod accounts;
 mod ceiling;
 mod client;
 mod report;
@@ -57,6 +61,8 @@ enum Command {
     BareNode(ceiling::BareNodeOptions),
     /// Time SQLite alone upserting the mix's records, 100 per transaction.
     SqliteInserts(ceiling::SqliteOptions),
+    /// Drive the accounts service: onepw logins and OAuth token issuance.
+    Accounts(accounts::Options),
 }
 
 #[tokio::main]
@@ -69,5 +75,6 @@ async fn main() -> anyhow::Result<()> {
         Command::SettingsClient(options) => settings_client::run(options).await,
         Command::BareNode(options) => ceiling::bare_node(options).await,
         Command::SqliteInserts(options) => ceiling::sqlite_inserts(options),
+        Command::Accounts(options) => accounts::run(options).await,
     }
 }

@@ -172,6 +172,15 @@ impl IdentityProvider {
         self.issue_for(&account, scope, duration)
     }
 
+    /// Signs `claims` as an RS256 `at+jwt` with this provider's key, whatever their `iss`,
+    /// `aud` and lifetime. This is how the accounts service issues Mozilla-style access
+    /// tokens without a second key: verifiers that already trust this provider's JWKS
+    /// (the token server) only need to be told the other issuer name.
+    pub fn sign_claims(&self, claims: &AccessTokenClaims) -> Result<String, IdentityError> {
+        validate_scope(&claims.scope)?;
+        token::sign(&self.inner.key, claims)
+    }
+
     /// Checks a password, saying why a login was refused.
     pub(crate) fn login(&self, name: &str, password: &str) -> Result<Login, IdentityError> {
         let Some(stored) = self.inner.db.get(name)? else {
@@ -460,6 +469,41 @@ pub(crate) mod tests {
             .issue_token("alice", SYNC_SCOPE, Duration::from_secs(600))
             .unwrap();
         assert_ne!(decode(&idp, &again).jti, claims.jti);
+    }
+
+    #[test]
+    fn signs_claims_of_another_issuer_with_the_same_key() {
+        let (_dir, idp) = open();
+        let claims = AccessTokenClaims {
+            iss: "https://accounts.example.test".into(),
+            sub: "ab".repeat(16),
+            aud: "https://sync.example.test".into(),
+            client_id: "5882386c6d801776".into(),
+            iat: now_ms() / 1000,
+            exp: now_ms() / 1000 + 60,
+            jti: "cd".repeat(16),
+            scope: SYNC_SCOPE.into(),
+            fxa_generation: 7,
+        };
+        let token = idp.sign_claims(&claims).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(idp.kid()));
+        let jwk = &idp.jwks().keys[0];
+        let key = DecodingKey::from_rsa_components(&jwk.n, &jwk.e).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&["https://accounts.example.test"]);
+        validation.set_audience(&["https://sync.example.test"]);
+        let decoded = jsonwebtoken::decode::<AccessTokenClaims>(&token, &key, &validation);
+        assert_eq!(decoded.unwrap().claims, claims);
+        let bad_scope = AccessTokenClaims {
+            scope: String::new(),
+            ..claims
+        };
+        assert!(matches!(
+            idp.sign_claims(&bad_scope),
+            Err(IdentityError::InvalidScope(_))
+        ));
     }
 
     #[test]

@@ -361,9 +361,11 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
     /// Create an account. Without --password-stdin it has no password and gets tokens only
-    /// through `accounts token`.
+    /// through `accounts token`. When the name is an email address and a password is
+    /// given, Firefox can sign in to it too (the accounts service gets an account with the
+    /// same uid; see docs/adr/0012-accounts-service.md).
     Add {
-        /// Account name.
+        /// Account name (an email address for an account Firefox can use).
         name: String,
         /// Read a password from the first line of standard input (for logging in over HTTP).
         #[arg(long)]
@@ -381,6 +383,11 @@ pub enum AccountsCommand {
     /// before are refused by the token server from then on.
     Passwd {
         /// Account name.
+        name: String,
+    },
+    /// List the devices and sessions signed in to an account's Firefox side.
+    Devices {
+        /// Account email address.
         name: String,
     },
     /// Print a signed access token for an account.

@@ -28,6 +28,9 @@ pub enum Service {
     Tokenserver,
     /// The built-in identity provider (`/identity/...`).
     Identity,
+    /// The accounts service Firefox signs in to (`/auth/v1/...`, `/profile/v1/...`,
+    /// `/.well-known/fxa-client-configuration`).
+    Accounts,
     /// The Easy Setup pairing relay (`/easysetup/...`).
     Easysetup,
     /// The Remote Settings server (`/v1/...`).
@@ -83,6 +86,8 @@ pub struct Settings {
     pub tokenserver: TokenServerConfig,
     /// Built-in identity provider settings.
     pub identity: IdentityConfig,
+    /// Accounts service settings (Firefox sign-in).
+    pub accounts: accounts::AccountsSettings,
     /// Easy Setup pairing relay settings.
     pub easysetup: easysetup::channel::ChannelSettings,
     /// Remote Settings server settings, under Kinto's names.
@@ -233,6 +238,7 @@ impl Default for Settings {
                 Service::Storage,
                 Service::Tokenserver,
                 Service::Identity,
+                Service::Accounts,
                 Service::Easysetup,
                 Service::Settings,
             ],
@@ -241,6 +247,7 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             tokenserver: TokenServerConfig::default(),
             identity: IdentityConfig::default(),
+            accounts: accounts::AccountsSettings::default(),
             easysetup: easysetup::channel::ChannelSettings::default(),
             settings: settings_server::KintoSettings::default(),
             signer: settings_server::workflow::SignerSettings::default(),
@@ -285,6 +292,7 @@ impl std::fmt::Debug for Settings {
             .field("storage", &RedactedStorage(&self.storage))
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
+            .field("accounts", &self.accounts)
             .field("easysetup", &self.easysetup)
             .field(
                 "settings",
@@ -403,6 +411,7 @@ const SETTING_KEYS: &[&str] = &[
     "storage",
     "tokenserver",
     "identity",
+    "accounts",
     "easysetup",
     "settings",
     "signer",

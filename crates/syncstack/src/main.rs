@@ -73,7 +73,7 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
                     duration,
                 },
         } => commands::token::mint(&settings, uid, node, duration),
-        Command::Accounts { command } => commands::accounts::run(&settings, command),
+        Command::Accounts { command } => commands::accounts::run(&settings, command).await,
         Command::Nodes { command } => commands::nodes::run(&settings, command).await,
         Command::Purge { grace_secs, limit } => {
             commands::purge::run(&settings, grace_secs, limit).await

@@ -75,7 +75,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let trust_local = runs(Service::Tokenserver) && settings.tokenserver.trust_local_identity;
-    let idp = if runs(Service::Identity) || trust_local {
+    let idp = if runs(Service::Identity) || runs(Service::Accounts) || trust_local {
         Some(open_identity(&settings)?)
     } else {
         None
@@ -85,6 +85,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     {
         app = app.merge(identity::router(idp.clone()));
     }
+    // The accounts service signs with the identity provider's key, so the token server
+    // below only has to be told its issuer name and audience.
+    let firefox_accounts = match (runs(Service::Accounts), &idp) {
+        (true, Some(idp)) => {
+            let service =
+                crate::commands::accounts::open_accounts(&settings, &public_url, idp.clone())
+                    .await?;
+            app = app.merge(accounts::router(service.clone()));
+            background.push(service.spawn_purge(Duration::from_secs(600)));
+            tracing::info!(
+                "accounts: set identity.fxaccounts.autoconfig.uri to {node_url} in Firefox's about:config"
+            );
+            Some(service)
+        }
+        _ => None,
+    };
 
     if runs(Service::Tokenserver) {
         let store = open_token_store(&settings).await?;
@@ -100,6 +116,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             verifier.trust(
                 TrustedIssuer::from_jwks(idp.issuer(), Some(LOCAL_AUDIENCE.into()), &jwks)
                     .map_err(anyhow::Error::msg)?,
+            );
+        }
+        if let (Some(service), Some(idp)) = (&firefox_accounts, &idp) {
+            let jwks = serde_json::to_string(&idp.jwks())?;
+            verifier.trust(
+                TrustedIssuer::from_jwks(
+                    service.issuer(),
+                    Some(service.sync_audience().to_owned()),
+                    &jwks,
+                )
+                .map_err(anyhow::Error::msg)?,
             );
         }
         for issuer in &settings.tokenserver.issuers {

@@ -4,6 +4,7 @@
 //! Each test starts the real binary as a child process on port 0 and waits for its
 //! "ready" log line (JSON logs), never for a fixed time.
 
+mod accounts;
 mod client;
 mod http;
 mod pair;
