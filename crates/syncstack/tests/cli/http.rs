@@ -10,12 +10,14 @@ use tokio::net::TcpStream;
 use crate::process::Node;
 
 /// One path of each service, as a browser client would call it.
-const SERVICE_PATHS: [(&str, &str); 5] = [
+const SERVICE_PATHS: [(&str, &str); 7] = [
     ("storage", "/1.5/1/__heartbeat__"),
     ("tokenserver", "/1.0/sync/1.5"),
     ("identity", "/identity/jwks.json"),
     ("settings", "/v1/buckets/main/collections/x/records"),
     ("easysetup", "/easysetup/new_channel"),
+    ("accounts", "/.well-known/fxa-client-configuration"),
+    ("accounts", "/auth/v1/account/status?uid=00"),
 ];
 
 #[tokio::test]
