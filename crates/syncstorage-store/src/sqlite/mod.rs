@@ -6,7 +6,6 @@
 //! collection cannot fail here as they can on Mozilla's server: there is no lock to lose.
 //! Readers use WAL snapshots on a pool of connections and never wait for the writer.
 
-mod checkpointer;
 mod read;
 mod schema;
 mod write;
@@ -140,7 +139,7 @@ impl SqliteStore {
             max_page_bytes: options.max_page_bytes.max(1),
         });
         Ok(SqliteStore {
-            writer: Arc::new(Writer::start(writer, inner.clone()).map_err(backend)?),
+            writer: Arc::new(Writer::start(writer, inner.clone())),
             inner,
             readers,
             closed: Arc::new(AtomicBool::new(false)),

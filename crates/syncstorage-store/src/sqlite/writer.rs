@@ -7,7 +7,6 @@
 //! savepoint, and commits them together: one commit pays for the group. A write that fails
 //! rolls back to its savepoint without touching the others. Nobody is answered before the
 //! group's commit succeeds, so an acknowledged write is a committed write.
-//! Checkpoints happen on another thread ([`super::checkpointer`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +15,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::checkpointer::Checkpointer;
 use super::{Inner, backend};
 use crate::StoreError;
 
@@ -79,21 +77,18 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the thread that owns `conn`.
-    /// Starts the thread that owns `conn`, and the thread that checkpoints for it.
-    pub fn start(conn: Connection, inner: Arc<Inner>) -> rusqlite::Result<Writer> {
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
-        let checkpointer = Checkpointer::start(&inner.path)?;
+    pub fn start(conn: Connection, inner: Arc<Inner>) -> Writer {
         let (sender, receiver) = mpsc::channel();
         let waiting = Arc::new(AtomicU32::new(0));
         let counter = waiting.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, inner, receiver, counter, checkpointer))
+            .spawn(move || run(conn, inner, receiver, counter))
             .expect("spawning the SQLite writer thread");
-        Ok(Writer {
+        Writer {
             queue: Mutex::new(Some(sender)),
             waiting,
-        })
+        }
     }
 
     /// Queues `work` and waits until it is committed (or has failed).
@@ -144,7 +139,6 @@ fn run(
     inner: Arc<Inner>,
     queue: mpsc::Receiver<Message>,
     waiting: Arc<AtomicU32>,
-    mut checkpointer: Checkpointer,
 ) {
     let mut closing = None;
     while closing.is_none() {
@@ -164,11 +158,10 @@ fn run(
             }
         }
         waiting.fetch_sub(group.len() as u32, Ordering::Relaxed);
-        if !group.is_empty() && commit_group(&mut conn, &inner, group) {
-            checkpointer.committed();
+        if !group.is_empty() {
+            commit_group(&mut conn, &inner, group);
         }
     }
-    checkpointer.stop();
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(%error, "WAL checkpoint on close failed");
     }
@@ -181,8 +174,7 @@ fn run(
     }
 }
 
-/// Runs and commits one group; whether a commit happened.
-fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) -> bool {
+fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
@@ -190,7 +182,7 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
             group
                 .into_iter()
                 .for_each(|job| job.finish(Err(error.clone())));
-            return false;
+            return;
         }
     };
     for job in &mut group {
@@ -211,16 +203,14 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
             group
                 .into_iter()
                 .for_each(|job| job.finish(Err(error.clone())));
-            return false;
+            return;
         }
     }
     let committed = tx.commit().map_err(backend);
     if let Err(error) = &committed {
         tracing::error!(%error, writes = group.len(), "committing a group of writes failed");
     }
-    let done = committed.is_ok();
     group
         .into_iter()
         .for_each(|job| job.finish(committed.clone()));
-    done
 }
