@@ -174,7 +174,7 @@ pub async fn upload(
         .await?
         .is_none()
     {
-        return Err(missing_or_forbidden(store, &caller, &collection, "collection").await);
+        return Err(missing_or_forbidden(store, &caller, &collection).await);
     }
     let existing = store.get(Kind::Record, &resource.parent, &id).await?;
     let permitted = match &existing {
@@ -194,7 +194,7 @@ pub async fn upload(
         }
     };
     if !permitted {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&caller));
     }
 
     let mut file: Option<(String, String, Bytes)> = None;
@@ -337,10 +337,10 @@ pub async fn delete(
     let store = state.store.as_ref();
     let id = resource.id.clone().unwrap_or_default();
     let Some(record) = store.get(Kind::Record, &resource.parent, &id).await? else {
-        return Err(missing_or_forbidden(store, &caller, &resource, "record").await);
+        return Err(missing_or_forbidden(store, &caller, &resource).await);
     };
     if !allowed(store, &caller, &resource.permission_chain(), Action::Write).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&caller));
     }
     if !record.data.contains_key("attachment") {
         return Err(KintoError::not_found("attachment"));

@@ -91,16 +91,11 @@ pub async fn run(
             format!("Invalid batch: {e}"),
         )
     })?;
-    if batch.requests.is_empty() {
-        return Err(KintoError::invalid_data("requests", "must not be empty"));
-    }
     if batch.requests.len() > batch_max_requests {
-        return Err(KintoError::invalid_data(
+        return Err(KintoError::invalid_parameter(
+            "body",
             "requests",
-            format!(
-                "{} requests, at most {batch_max_requests} allowed",
-                batch.requests.len()
-            ),
+            format!("Number of requests is limited to {batch_max_requests}"),
         ));
     }
     let mut responses = Vec::with_capacity(batch.requests.len());

@@ -393,12 +393,10 @@ pub async fn collection_changeset(
         .get(Kind::Collection, &resource.parent, &collection)
         .await?
     else {
-        return Err(
-            crate::access::missing_or_forbidden(store, &caller, &resource, "collection").await,
-        );
+        return Err(crate::access::missing_or_forbidden(store, &caller, &resource).await);
     };
     if !allowed(store, &caller, &resource.permission_chain(), Action::Read).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&caller));
     }
     let control = cache_control(&state, query.expected.as_deref());
     let cache_key = format!("{}?{raw_query}", uri.path());

@@ -73,6 +73,14 @@ pub enum Details {
         /// The current object, or null.
         existing: Option<Value>,
     },
+    /// Which object is missing (404): kinto-http and Kinto Admin read these to tell a
+    /// missing bucket from a missing collection.
+    Missing {
+        /// Its id.
+        id: String,
+        /// `bucket`, `collection`, `group`, `record` or `account`.
+        resource_name: String,
+    },
 }
 
 /// One invalid input.
@@ -142,6 +150,31 @@ impl KintoError {
         }
     }
 
+    /// 404 for an object that does not exist, as Kinto answers it: errno 110 with the
+    /// object's id and kind in `details`.
+    pub fn missing(resource_name: &str, id: &str) -> Self {
+        KintoError {
+            details: Some(Details::Missing {
+                id: id.to_owned(),
+                resource_name: resource_name.to_owned(),
+            }),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                Errno::InvalidResourceId,
+                format!("{resource_name} {id:?} not found"),
+            )
+        }
+    }
+
+    /// 404 for a path no route serves.
+    pub fn unknown_path() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Errno::MissingResource,
+            "The resource you are looking for could not be found.",
+        )
+    }
+
     /// 404 missing resource.
     pub fn not_found(what: &str) -> Self {
         Self::new(
@@ -158,6 +191,17 @@ impl KintoError {
             Errno::Forbidden,
             "This user cannot access this resource.",
         )
+    }
+
+    /// The refusal of something `caller` may not do: 401 (errno 104, with
+    /// `WWW-Authenticate`) to an anonymous caller, so clients such as kinto-http know to ask
+    /// for credentials, and 403 to an authenticated one, as Kinto answers.
+    pub fn denied(caller: &crate::auth::Caller) -> Self {
+        if caller.user_id.is_none() {
+            Self::unauthorized(Errno::MissingAuth)
+        } else {
+            Self::forbidden()
+        }
     }
 
     /// 401 (no credentials, or refused ones).
@@ -222,6 +266,12 @@ impl IntoResponse for KintoError {
             details: self.details.as_ref(),
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Realm\""),
+            );
+        }
         if self.status.is_server_error() || self.status == StatusCode::CONFLICT {
             response
                 .headers_mut()

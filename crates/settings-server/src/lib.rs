@@ -18,6 +18,7 @@ pub mod changes;
 pub mod error;
 mod handlers;
 pub mod hooks;
+mod lists;
 mod permissions;
 pub mod query;
 pub mod resource;

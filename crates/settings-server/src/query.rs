@@ -182,12 +182,32 @@ impl ListQuery {
 
     /// Filters and sorts `objects` (tombstones only match `id`/`last_modified` filters).
     pub fn apply(&self, objects: Vec<Object>) -> Vec<Object> {
-        let mut matching: Vec<(Object, Value)> = objects
+        let pairs = objects
             .into_iter()
             .map(|o| {
                 let json = o.to_json();
                 (o, json)
             })
+            .collect();
+        self.filter_and_sort(pairs)
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    /// Filters and sorts JSON entries that are not stored objects (the permissions
+    /// endpoint's), by the same rules.
+    pub fn apply_json(&self, entries: Vec<Value>) -> Vec<Value> {
+        let pairs = entries.into_iter().map(|v| ((), v)).collect();
+        self.filter_and_sort(pairs)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn filter_and_sort<T>(&self, pairs: Vec<(T, Value)>) -> Vec<(T, Value)> {
+        let mut matching: Vec<(T, Value)> = pairs
+            .into_iter()
             .filter(|(_, json)| self.filters.iter().all(|f| f.matches(json)))
             .collect();
         let sort: Vec<(String, bool)> = if self.sort.is_empty() {
@@ -209,7 +229,7 @@ impl ListQuery {
             }
             Ordering::Equal
         });
-        matching.into_iter().map(|(o, _)| o).collect()
+        matching
     }
 
     /// The token of the page after one that ended at `offset`.

@@ -32,6 +32,17 @@ pub fn is_valid_account_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
 }
 
+/// Kinto's `resource_name` of a kind: the singular of its plural.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bucket => "bucket",
+        Kind::Group => "group",
+        Kind::Collection => "collection",
+        Kind::Record => "record",
+        Kind::Account => "account",
+    }
+}
+
 impl Resource {
     /// Parses a path below `/v1` (e.g. `/buckets/b/collections/c/records`).
     pub fn parse(path: &str) -> Result<Resource, KintoError> {
@@ -102,7 +113,7 @@ impl Resource {
                 id: Some((*a).to_owned()),
             },
             ["accounts", a] => return Err(bad_id(a)),
-            _ => return Err(KintoError::not_found("path")),
+            _ => return Err(KintoError::unknown_path()),
         };
         Ok(resource)
     }
@@ -113,6 +124,11 @@ impl Resource {
             Some(id) => format!("{}/{}/{id}", self.parent, self.kind.plural()),
             None => format!("{}/{}", self.parent, self.kind.plural()),
         }
+    }
+
+    /// Kinto's `resource_name` of the object's kind (`bucket`, `record`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        kind_name(self.kind)
     }
 
     /// The same list's object with `id`.

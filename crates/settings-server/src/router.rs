@@ -9,10 +9,8 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 
 use crate::changes::{collection_changeset, monitor_changeset, monitor_records};
-use crate::handlers::{
-    delete_list, delete_object, get_list, get_object, head_list, patch_object, post_list,
-    put_object,
-};
+use crate::handlers::{delete_object, get_object, patch_object, post_list, put_object};
+use crate::lists::{delete_list, get_list, head_list};
 use crate::root::{flush, heartbeat, hello, lbheartbeat, redirect_to_v1, version};
 use crate::state::SettingsState;
 
@@ -95,10 +93,15 @@ fn routes(state: SettingsState) -> Router {
         .route("/accounts/{*rest}", any(redirect_to_v1))
         .route("/batch", any(redirect_to_v1))
         .route("/permissions", any(redirect_to_v1))
+        .route("/__flush__", any(redirect_to_v1))
+        // Kinto's own 404 for any other path under `/v1`, rather than whichever fallback
+        // the server merging this router has (the storage node's is Sync-shaped).
+        .route("/v1/{*rest}", any(unknown_path))
         .merge(state.hooks.routes())
         .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))
         .layer(from_fn_with_state(state.clone(), backoff_headers))
+        .layer(axum::middleware::from_fn(no_store))
         .with_state(state)
 }
 
@@ -122,6 +125,26 @@ async fn backoff_headers(
         );
     }
     response
+}
+
+/// Kinto's `Cache-Control: no-cache, no-store` on what the API reads, unless an endpoint
+/// chose its own (the polled changesets): objects and lists change at any write, and a
+/// browser that cached one (Kinto Admin) would show it stale after the next write.
+async fn no_store(request: Request, next: Next) -> Response {
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let api = request.uri().path().starts_with("/v1");
+    let mut response = next.run(request).await;
+    if read && api && !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store"),
+        );
+    }
+    response
+}
+
+async fn unknown_path() -> crate::error::KintoError {
+    crate::error::KintoError::unknown_path()
 }
 
 /// Every successful write makes the cached read bodies stale: one place sees them all.

@@ -154,9 +154,12 @@ async fn accounts_and_authentication() {
         .send()
         .await
         .unwrap();
+    // As in Kinto, credentials that do not authenticate make an anonymous caller, who is
+    // asked to authenticate (104, with a challenge) where that is not enough.
     assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"Realm\"");
     let body: Value = wrong.json().await.unwrap();
-    assert_eq!(body["errno"], 105);
+    assert_eq!(body["errno"], 104);
     server.account("bob").await;
     server
         .get("/v1/accounts/alice", Some("bob"))
@@ -220,7 +223,7 @@ async fn buckets_collections_records_and_permissions() {
     server
         .put("/v1/buckets/b", None, json!({}))
         .await
-        .assert_error(403, 121);
+        .assert_error(401, 104);
     let bucket = server.put("/v1/buckets/b", Some("alice"), json!({})).await;
     assert_eq!(bucket.status, 201);
     assert!(
@@ -262,7 +265,7 @@ async fn buckets_collections_records_and_permissions() {
     server
         .get("/v1/buckets/b/collections/c/records/nope", Some("alice"))
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
     // Share the collection for reading with everyone.
     let shared = server
         .call(
@@ -326,7 +329,7 @@ async fn buckets_collections_records_and_permissions() {
             json!({}),
         )
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
 }
 
 #[tokio::test]
@@ -396,7 +399,7 @@ async fn post_patch_delete_and_tombstones() {
     server
         .get(&object, Some("alice"))
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
     let since = server
         .get(&format!("{path}?_since={before_delete}"), Some("alice"))
         .await;
@@ -632,7 +635,7 @@ async fn deleting_a_bucket_deletes_everything_in_it() {
     server
         .get("/v1/buckets/b/collections/c", Some("alice"))
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -862,14 +865,14 @@ async fn collection_changesets() {
             None,
         )
         .await
-        .assert_error(403, 121);
+        .assert_error(401, 104);
     server
         .get(
             "/v1/buckets/main/collections/nope/changeset?_expected=0",
             Some("editor"),
         )
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
 }
 
 #[tokio::test]
@@ -909,7 +912,7 @@ async fn batch_runs_each_request_with_the_batch_credentials() {
             &[],
         )
         .await;
-    assert_eq!(anonymous.body["responses"][0]["status"], 403);
+    assert_eq!(anonymous.body["responses"][0]["status"], 401);
     let too_many = json!({"requests": (0..26).map(|i| json!({"path": format!("/buckets/b{i}")})).collect::<Vec<_>>()});
     server
         .call(
@@ -920,7 +923,7 @@ async fn batch_runs_each_request_with_the_batch_credentials() {
             &[],
         )
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
 }
 
 #[tokio::test]

@@ -1,0 +1,250 @@
+//! The list endpoints (`GET`, `HEAD` and `DELETE` of `/buckets`, `.../collections`,
+//! `.../records`, ...), with Kinto's rules for who may list what:
+//!
+//! - a caller who may read the container (write it, for `DELETE`) gets every object;
+//! - otherwise, the objects shared with the caller one by one (a record readable by them,
+//!   their own account, the buckets they may write);
+//! - a caller with none, who may still create objects there, gets an empty list (an
+//!   authenticated user lists `/buckets` before creating their first one);
+//! - anyone else is refused: 401 when anonymous, so clients know to ask for credentials.
+
+use axum::Json;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use settings_store::{Kind, Object};
+
+use crate::access::{Action, allowed, can_read_container};
+use crate::error::KintoError;
+use crate::handlers::{
+    Context, ListResponse, context, ensure_parent, etag, http_date, is_admin, may_create,
+    not_modified, refuse_if_readonly, shown,
+};
+use crate::hooks::{PendingWrite, WriteEvent};
+use crate::query::ListQuery;
+use crate::resource::Resource;
+use crate::state::SettingsState;
+
+/// The objects of the list the caller may see (`Action::Read`) or delete (`Action::Write`),
+/// or the refusal when they may do neither to any of them nor create one.
+async fn permitted(
+    ctx: &Context,
+    objects: Vec<Object>,
+    action: Action,
+) -> Result<Vec<Object>, KintoError> {
+    let store = ctx.state.store.as_ref();
+    let container = Resource {
+        id: None,
+        ..ctx.resource.clone()
+    };
+    let whole = match action {
+        Action::Read => can_read_container(store, &ctx.caller, &ctx.resource).await?,
+        _ => allowed(store, &ctx.caller, &container.permission_chain(), action).await?,
+    };
+    if whole || (ctx.resource.kind == Kind::Account && is_admin(ctx)) {
+        return Ok(objects);
+    }
+    let mut shared = Vec::new();
+    let mut any_shared = false;
+    for object in objects {
+        let uri = ctx.resource.with_id(&object.id).uri();
+        if object.deleted {
+            continue;
+        }
+        if allowed(store, &ctx.caller, &[uri], action).await? {
+            any_shared = true;
+            shared.push(object);
+        }
+    }
+    // Anyone may create an account, but only the authenticated may list them (their own).
+    let may_create_here = ctx.resource.kind != Kind::Account || ctx.caller.user_id.is_some();
+    if any_shared || (may_create_here && may_create(ctx).await?) {
+        Ok(shared)
+    } else {
+        Err(KintoError::denied(&ctx.caller))
+    }
+}
+
+/// The list's timestamp for `ETag` and `Last-Modified`. A list never written has none
+/// (0); it answers the time just before now, which any later write is newer than (a write
+/// takes `max(now, previous + 1)`), so `_since` with it misses nothing and no client sees
+/// a 1970 date. Kinto stores the time of that first read instead.
+async fn list_timestamp(ctx: &Context) -> Result<i64, KintoError> {
+    let stored = ctx
+        .state
+        .store
+        .timestamp(ctx.resource.kind, &ctx.resource.parent)
+        .await?;
+    if stored > 0 {
+        return Ok(stored);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(1);
+    Ok(now - 1)
+}
+
+fn next_page_url(uri: &Uri, headers: &HeaderMap, token: &str) -> Option<HeaderValue> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    let mut query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k != "_token")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    query.push(("_token".into(), token.into()));
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    HeaderValue::from_str(&format!("{scheme}://{host}{}?{encoded}", uri.path())).ok()
+}
+
+/// `GET` of a list: filtered, sorted, paginated.
+pub async fn get_list(
+    State(state): State<SettingsState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, KintoError> {
+    let ctx = context(state, &uri, &headers).await?;
+    ensure_parent(&ctx).await?;
+    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
+    let store = ctx.state.store.as_ref();
+    let timestamp = list_timestamp(&ctx).await?;
+    let objects = store
+        .list(
+            ctx.resource.kind,
+            &ctx.resource.parent,
+            query.include_deleted,
+        )
+        .await?;
+    let objects = query.apply(permitted(&ctx, objects, Action::Read).await?);
+    if not_modified(&headers, timestamp) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(header::ETAG, etag(timestamp));
+        return Ok(response);
+    }
+    let settings = &ctx.state.settings;
+    let page = query
+        .limit
+        .or(settings.paginate_by)
+        .unwrap_or(settings.storage_max_fetch_size)
+        .min(settings.storage_max_fetch_size)
+        .max(1);
+    let total = objects.len();
+    let data = objects
+        .iter()
+        .skip(query.offset)
+        .take(page)
+        .map(|o| query.project(shown(ctx.resource.kind, o)))
+        .collect();
+    let mut response = Json(ListResponse { data }).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::ETAG, etag(timestamp));
+    if let Some(date) = http_date(timestamp) {
+        response_headers.insert(header::LAST_MODIFIED, date);
+    }
+    if query.offset + page < total
+        && let Some(next) =
+            next_page_url(&uri, &headers, &ListQuery::next_token(query.offset + page))
+    {
+        response_headers.insert("next-page", next);
+    }
+    Ok(response)
+}
+
+/// `HEAD` of a list: the count in `Total-Objects` (and the older `Total-Records`).
+pub async fn head_list(
+    State(state): State<SettingsState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, KintoError> {
+    let ctx = context(state, &uri, &headers).await?;
+    ensure_parent(&ctx).await?;
+    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
+    let store = ctx.state.store.as_ref();
+    let timestamp = list_timestamp(&ctx).await?;
+    let objects = store
+        .list(
+            ctx.resource.kind,
+            &ctx.resource.parent,
+            query.include_deleted,
+        )
+        .await?;
+    let total = query
+        .apply(permitted(&ctx, objects, Action::Read).await?)
+        .len()
+        .to_string();
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    h.insert(header::ETAG, etag(timestamp));
+    for name in ["total-objects", "total-records"] {
+        h.insert(
+            name,
+            HeaderValue::from_str(&total).expect("a number is a header value"),
+        );
+    }
+    Ok(response)
+}
+
+/// `DELETE` of a list (with filters): deletes what the caller may write (every bucket they
+/// own, for `DELETE /buckets`) and answers the tombstones.
+pub async fn delete_list(
+    State(state): State<SettingsState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, KintoError> {
+    let ctx = context(state, &uri, &headers).await?;
+    refuse_if_readonly(&ctx)?;
+    ensure_parent(&ctx).await?;
+    let store = ctx.state.store.as_ref();
+    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
+    let live = store
+        .list(ctx.resource.kind, &ctx.resource.parent, false)
+        .await?;
+    let objects = query.apply(permitted(&ctx, live, Action::Write).await?);
+    for object in &objects {
+        let resource = ctx.resource.with_id(&object.id);
+        let pending = PendingWrite {
+            caller: &ctx.caller,
+            resource: &resource,
+            before: Some(object),
+            data: None,
+        };
+        ctx.state.hooks.check(&ctx.state, &pending).await?;
+    }
+    let ids = objects.iter().map(|o| o.id.clone()).collect();
+    let tombstones = store
+        .delete_many(ctx.resource.kind, &ctx.resource.parent, Some(ids))
+        .await?;
+    for tombstone in &tombstones {
+        let resource = ctx.resource.with_id(&tombstone.id);
+        let before = objects.iter().find(|o| o.id == tombstone.id);
+        let event = WriteEvent {
+            caller: &ctx.caller,
+            resource: &resource,
+            before,
+            after: tombstone,
+        };
+        ctx.state.hooks.written(&ctx.state, &event).await?;
+    }
+    for object in &objects {
+        match ctx.resource.kind {
+            Kind::Record => crate::attachments::remove_file(&ctx.state, object).await,
+            Kind::Collection | Kind::Bucket => {
+                crate::attachments::remove_tree(&ctx.state, &ctx.resource.with_id(&object.id)).await
+            }
+            _ => {}
+        }
+    }
+    Ok(Json(ListResponse {
+        data: tombstones.iter().map(Object::to_json).collect(),
+    })
+    .into_response())
+}
