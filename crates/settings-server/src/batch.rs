@@ -131,17 +131,22 @@ pub async fn run(
         if let Some(host) = headers.get(header::HOST) {
             builder = builder.header(header::HOST, host);
         }
+        let mut typed = false;
         for (name, value) in request.headers.unwrap_or_default() {
             if let (Ok(name), Some(Ok(value))) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 value.as_str().map(HeaderValue::from_str),
             ) {
+                typed |= name == header::CONTENT_TYPE;
                 builder = builder.header(name, value);
             }
         }
         let body = match &request.body {
             Some(body) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                // A subrequest may name its own type (a JSON Patch, a merge patch).
+                if !typed {
+                    builder = builder.header(header::CONTENT_TYPE, "application/json");
+                }
                 Body::from(serde_json::to_vec(body).expect("JSON serializes"))
             }
             None => Body::empty(),

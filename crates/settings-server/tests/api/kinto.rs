@@ -6,25 +6,27 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use settings_server::{KintoSettings, SettingsState};
 
-struct Server {
-    url: String,
-    http: reqwest::Client,
+pub(crate) struct Server {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    /// The server's state (its caches, for tests that look inside).
+    pub(crate) state: SettingsState,
     _dir: tempfile::TempDir,
     _schema: Option<postgres_support::TestSchema>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Server {
-    async fn start() -> Server {
+    pub(crate) async fn start() -> Server {
         Self::start_with(|_| {}).await
     }
 
-    async fn start_with(configure: impl FnOnce(&mut KintoSettings)) -> Server {
+    pub(crate) async fn start_with(configure: impl FnOnce(&mut KintoSettings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (store, schema) = crate::test_store(dir.path()).await;
         let mut settings = KintoSettings {
@@ -34,9 +36,10 @@ impl Server {
         };
         configure(&mut settings);
         let state = SettingsState::new(store, settings);
+        let served = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, settings_server::router(state)).await });
+        tokio::spawn(async move { axum::serve(listener, settings_server::router(served)).await });
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -44,12 +47,13 @@ impl Server {
         Server {
             url,
             http,
+            state,
             _dir: dir,
             _schema: schema,
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -79,16 +83,16 @@ impl Server {
         }
     }
 
-    async fn get(&self, path: &str, user: Option<&str>) -> Reply {
+    pub(crate) async fn get(&self, path: &str, user: Option<&str>) -> Reply {
         self.call(Method::GET, path, user, None, &[]).await
     }
 
-    async fn put(&self, path: &str, user: Option<&str>, body: Value) -> Reply {
+    pub(crate) async fn put(&self, path: &str, user: Option<&str>, body: Value) -> Reply {
         self.call(Method::PUT, path, user, Some(body), &[]).await
     }
 
     /// Creates an account `name` (password `<name>-password`).
-    async fn account(&self, name: &str) {
+    pub(crate) async fn account(&self, name: &str) {
         let reply = self
             .put(
                 &format!("/v1/accounts/{name}"),
@@ -102,14 +106,14 @@ impl Server {
 
 impl Reply {
     #[track_caller]
-    fn assert_error(&self, status: u16, errno: u64) {
+    pub(crate) fn assert_error(&self, status: u16, errno: u64) {
         assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
         assert_eq!(self.body["code"], status);
         assert_eq!(self.body["errno"], errno, "{:?}", self.body);
         assert!(self.body["error"].is_string() && self.body["message"].is_string());
     }
 
-    fn etag(&self) -> i64 {
+    pub(crate) fn etag(&self) -> i64 {
         self.headers["etag"]
             .to_str()
             .unwrap()
