@@ -31,6 +31,8 @@ pub fn create_permission(kind: Kind) -> &'static str {
         Kind::Collection => "collection:create",
         Kind::Record => "record:create",
         Kind::Account => "account:create",
+        // Entries are written by the server only.
+        Kind::History => "history:create",
     }
 }
 

@@ -58,36 +58,7 @@ pub(crate) fn etag(ts: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{ts}\"")).expect("a quoted number is a header value")
 }
 
-pub(crate) fn http_date(ms: i64) -> Option<HeaderValue> {
-    let seconds = (ms / 1000).max(0) as u64;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
-    HeaderValue::from_str(&httpdate(time)).ok()
-}
-
-/// RFC 7231 IMF-fixdate, without a date crate.
-fn httpdate(time: std::time::SystemTime) -> String {
-    let secs = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let (hour, minute, second) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let month_name = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!("{weekday}, {day:02} {month_name} {year} {hour:02}:{minute:02}:{second:02} GMT")
-}
+pub(crate) use crate::dates::http_date;
 
 fn parse_etag(value: &str) -> Option<i64> {
     value
@@ -695,16 +666,6 @@ pub async fn post_list(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_http_dates() {
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_445_412_480);
-        assert_eq!(httpdate(time), "Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(
-            httpdate(std::time::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
-    }
 
     #[test]
     fn generates_ids() {

@@ -40,6 +40,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::Collection => "collection",
         Kind::Record => "record",
         Kind::Account => "account",
+        Kind::History => "history",
     }
 }
 
@@ -101,6 +102,11 @@ impl Resource {
                 kind: Kind::Record,
                 parent: format!("/buckets/{}/collections/{}", checked(b)?, checked(c)?),
                 id: Some(checked(r)?),
+            },
+            ["buckets", b, "history"] => Resource {
+                kind: Kind::History,
+                parent: format!("/buckets/{}", checked(b)?),
+                id: None,
             },
             ["accounts"] => Resource {
                 kind: Kind::Account,

@@ -44,6 +44,15 @@ fn routes(state: SettingsState) -> Router {
             .patch(patch_object)
             .delete(delete_object)
     };
+    // Entries are written by the server only: they are listed and purged, never posted.
+    let history = if state.settings.history_enabled {
+        Router::new().route(
+            "/v1/buckets/{bucket}/history",
+            get(get_list).head(head_list).delete(delete_list),
+        )
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/v1/", get(hello))
         .route("/v1", get(hello))
@@ -97,6 +106,7 @@ fn routes(state: SettingsState) -> Router {
         // Kinto's own 404 for any other path under `/v1`, rather than whichever fallback
         // the server merging this router has (the storage node's is Sync-shaped).
         .route("/v1/{*rest}", any(unknown_path))
+        .merge(history)
         .merge(state.hooks.routes())
         .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))

@@ -30,6 +30,9 @@ pub struct KintoSettings {
     pub bucket_create_principals: Vec<String>,
     /// Serve `GET /v1/permissions`.
     pub experimental_permissions_endpoint: bool,
+    /// Keep each bucket's history at `/v1/buckets/{bid}/history` (Kinto's history plugin,
+    /// which Remote Settings runs and Kinto Admin reads): one more stored entry per write.
+    pub history_enabled: bool,
     /// Most requests in one `POST /v1/batch`.
     pub batch_max_requests: usize,
     /// Refuse every write.
@@ -93,6 +96,7 @@ impl Default for KintoSettings {
             account_write_principals: Vec::new(),
             bucket_create_principals: vec!["system.Authenticated".into()],
             experimental_permissions_endpoint: false,
+            history_enabled: true,
             batch_max_requests: 25,
             readonly: false,
             max_request_bytes: 1024 * 1024,

@@ -6,6 +6,7 @@ use settings_store::SettingsStore;
 
 use crate::auth::AuthCache;
 use crate::changes::ChangesCache;
+use crate::history::Recorder;
 use crate::hooks::{Hooks, NoHooks};
 use crate::settings::KintoSettings;
 
@@ -34,11 +35,17 @@ impl SettingsState {
             changes: Arc::new(ChangesCache::default()),
             hooks: Arc::new(NoHooks),
         }
+        .with_hooks(Arc::new(NoHooks))
     }
 
-    /// The same state with `hooks` around writes.
+    /// The same state with `hooks` around writes (and the history plugin around them, when
+    /// `history_enabled`).
     pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
-        self.hooks = hooks;
+        self.hooks = if self.settings.history_enabled {
+            Arc::new(Recorder::around(hooks))
+        } else {
+            hooks
+        };
         self
     }
 }

@@ -36,6 +36,9 @@ pub enum Kind {
     Record,
     /// `/accounts/{id}`.
     Account,
+    /// `/buckets/{b}/history/{id}`: an entry of the bucket's history (Kinto's history
+    /// plugin), one per write of an object in the bucket.
+    History,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Collection => "collections",
             Kind::Record => "records",
             Kind::Account => "accounts",
+            Kind::History => "history",
         }
     }
 }

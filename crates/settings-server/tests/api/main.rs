@@ -6,6 +6,7 @@
 //! schema (`scripts/test` runs the binary a second time that way when PostgreSQL is there).
 
 mod compat;
+mod history;
 mod kinto;
 mod workflow;
 
