@@ -8,6 +8,8 @@
 //!   authenticated user lists `/buckets` before creating their first one);
 //! - anyone else is refused: 401 when anonymous, so clients know to ask for credentials.
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -25,44 +27,60 @@ use crate::query::ListQuery;
 use crate::resource::Resource;
 use crate::state::SettingsState;
 
-/// The objects of the list the caller may see (`Action::Read`) or delete (`Action::Write`),
-/// or the refusal when they may do neither to any of them nor create one.
-async fn permitted(
-    ctx: &Context,
-    objects: Vec<Object>,
-    action: Action,
-) -> Result<Vec<Object>, KintoError> {
+/// Whether the caller may see (`Action::Read`) or delete (`Action::Write`) every object
+/// of the list.
+async fn whole_list(ctx: &Context, action: Action) -> Result<bool, KintoError> {
+    if ctx.resource.kind == Kind::Account && is_admin(ctx) {
+        return Ok(true);
+    }
     let store = ctx.state.store.as_ref();
     let container = Resource {
         id: None,
         ..ctx.resource.clone()
     };
-    let whole = match action {
-        Action::Read => can_read_container(store, &ctx.caller, &ctx.resource).await?,
-        _ => allowed(store, &ctx.caller, &container.permission_chain(), action).await?,
-    };
-    if whole || (ctx.resource.kind == Kind::Account && is_admin(ctx)) {
-        return Ok(objects);
+    match action {
+        Action::Read => can_read_container(store, &ctx.caller, &ctx.resource).await,
+        _ => allowed(store, &ctx.caller, &container.permission_chain(), action).await,
     }
-    let mut shared = Vec::new();
-    let mut any_shared = false;
-    for object in objects {
-        let uri = ctx.resource.with_id(&object.id).uri();
-        if object.deleted {
-            continue;
-        }
-        if allowed(store, &ctx.caller, &[uri], action).await? {
-            any_shared = true;
-            shared.push(object);
+}
+
+/// For a caller who may not see the whole list: the ids of the live objects shared with
+/// them one by one, or the refusal when there are none and they may not create one.
+async fn shared_ids<'a>(
+    ctx: &Context,
+    candidates: impl Iterator<Item = (&'a str, bool)>,
+    action: Action,
+) -> Result<HashSet<String>, KintoError> {
+    let store = ctx.state.store.as_ref();
+    let mut shared = HashSet::new();
+    for (id, deleted) in candidates {
+        let uri = ctx.resource.with_id(id).uri();
+        if !deleted && allowed(store, &ctx.caller, &[uri], action).await? {
+            shared.insert(id.to_owned());
         }
     }
     // Anyone may create an account, but only the authenticated may list them (their own).
     let may_create_here = ctx.resource.kind != Kind::Account || ctx.caller.user_id.is_some();
-    if any_shared || (may_create_here && may_create(ctx).await?) {
+    if !shared.is_empty() || (may_create_here && may_create(ctx).await?) {
         Ok(shared)
     } else {
         Err(KintoError::denied(&ctx.caller))
     }
+}
+
+/// The objects of the list the caller may see or delete (`whole`: all of them).
+async fn permitted(
+    ctx: &Context,
+    mut objects: Vec<Object>,
+    whole: bool,
+    action: Action,
+) -> Result<Vec<Object>, KintoError> {
+    if !whole {
+        let ids = objects.iter().map(|o| (o.id.as_str(), o.deleted));
+        let shared = shared_ids(ctx, ids, action).await?;
+        objects.retain(|o| shared.contains(&o.id));
+    }
+    Ok(objects)
 }
 
 /// The list's timestamp for `ETag` and `Last-Modified`. A list never written has none
@@ -106,7 +124,20 @@ fn next_page_url(uri: &Uri, headers: &HeaderMap, token: &str) -> Option<HeaderVa
     HeaderValue::from_str(&format!("{scheme}://{host}{}?{encoded}", uri.path())).ok()
 }
 
-/// `GET` of a list: filtered, sorted, paginated.
+/// The page size of a list answer.
+fn page_size(ctx: &Context, query: &ListQuery) -> usize {
+    let settings = &ctx.state.settings;
+    query
+        .limit
+        .or(settings.paginate_by)
+        .unwrap_or(settings.storage_max_fetch_size)
+        .min(settings.storage_max_fetch_size)
+        .max(1)
+}
+
+/// `GET` of a list: filtered, sorted, paginated. When the query looks at nothing but ids
+/// and timestamps (the common case: all records, or those since a time), the stored JSON
+/// of each object is copied into the answer as it is, never parsed.
 pub async fn get_list(
     State(state): State<SettingsState>,
     OriginalUri(uri): OriginalUri,
@@ -117,35 +148,58 @@ pub async fn get_list(
     let query = ListQuery::parse(uri.query().unwrap_or(""))?;
     let store = ctx.state.store.as_ref();
     let timestamp = list_timestamp(&ctx).await?;
-    let objects = store
-        .list(
-            ctx.resource.kind,
-            &ctx.resource.parent,
-            query.include_deleted,
-        )
-        .await?;
-    let objects = query.apply(permitted(&ctx, objects, Action::Read).await?);
-    if not_modified(&headers, timestamp) {
+    let whole = whole_list(&ctx, Action::Read).await?;
+    let unchanged = || {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         response.headers_mut().insert(header::ETAG, etag(timestamp));
-        return Ok(response);
+        response
+    };
+    if whole && not_modified(&headers, timestamp) {
+        return Ok(unchanged());
     }
-    let settings = &ctx.state.settings;
-    let page = query
-        .limit
-        .or(settings.paginate_by)
-        .unwrap_or(settings.storage_max_fetch_size)
-        .min(settings.storage_max_fetch_size)
-        .max(1);
-    let total = objects.len();
-    let data = objects
-        .iter()
-        .skip(query.offset)
-        .take(page)
-        .map(|o| query.project(shown(ctx.resource.kind, o)))
-        .collect();
-    let mut response = Json(ListResponse { data }).into_response();
+    let (kind, parent) = (ctx.resource.kind, &ctx.resource.parent);
+    let page = page_size(&ctx, &query);
+    let (body, total) = if kind != Kind::Account && query.needs_only_metadata() {
+        let mut objects = store.list_raw(kind, parent, query.include_deleted).await?;
+        if !whole {
+            let ids = objects.iter().map(|o| (o.id.as_str(), o.deleted));
+            let shared = shared_ids(&ctx, ids, Action::Read).await?;
+            objects.retain(|o| shared.contains(&o.id));
+        }
+        let objects = query.apply_raw(objects);
+        let shown = objects.iter().skip(query.offset).take(page);
+        let size: usize = shown.clone().map(|o| o.data.len() + 64).sum();
+        let mut body = Vec::with_capacity(size + 16);
+        body.extend_from_slice(b"{\"data\":[");
+        for (i, object) in shown.enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            object.write_json(&mut body);
+        }
+        body.extend_from_slice(b"]}");
+        (body, objects.len())
+    } else {
+        let objects = store.list(kind, parent, query.include_deleted).await?;
+        let objects = query.apply(permitted(&ctx, objects, whole, Action::Read).await?);
+        let data = objects
+            .iter()
+            .skip(query.offset)
+            .take(page)
+            .map(|o| query.project(shown(kind, o)))
+            .collect();
+        let body = serde_json::to_vec(&ListResponse { data }).expect("JSON serialises");
+        (body, objects.len())
+    };
+    if !whole && not_modified(&headers, timestamp) {
+        return Ok(unchanged());
+    }
+    let mut response = (StatusCode::OK, body).into_response();
     let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response_headers.insert(header::ETAG, etag(timestamp));
     if let Some(date) = http_date(timestamp) {
         response_headers.insert(header::LAST_MODIFIED, date);
@@ -170,6 +224,7 @@ pub async fn head_list(
     let query = ListQuery::parse(uri.query().unwrap_or(""))?;
     let store = ctx.state.store.as_ref();
     let timestamp = list_timestamp(&ctx).await?;
+    let whole = whole_list(&ctx, Action::Read).await?;
     let objects = store
         .list(
             ctx.resource.kind,
@@ -178,7 +233,7 @@ pub async fn head_list(
         )
         .await?;
     let total = query
-        .apply(permitted(&ctx, objects, Action::Read).await?)
+        .apply(permitted(&ctx, objects, whole, Action::Read).await?)
         .len()
         .to_string();
     let mut response = StatusCode::OK.into_response();
@@ -208,7 +263,8 @@ pub async fn delete_list(
     let live = store
         .list(ctx.resource.kind, &ctx.resource.parent, false)
         .await?;
-    let objects = query.apply(permitted(&ctx, live, Action::Write).await?);
+    let whole = whole_list(&ctx, Action::Write).await?;
+    let objects = query.apply(permitted(&ctx, live, whole, Action::Write).await?);
     for object in &objects {
         let resource = ctx.resource.with_id(&object.id);
         let pending = PendingWrite {
