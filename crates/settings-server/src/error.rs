@@ -19,7 +19,8 @@ const INFO_URL: &str = "https://kinto.readthedocs.io/en/latest/api/1.x/errors.ht
 pub enum Errno {
     /// 401, no credentials.
     MissingAuth = 104,
-    /// 401, credentials refused.
+    /// 401, credentials refused (not sent: as in Kinto, credentials that do not
+    /// authenticate make an anonymous caller, refused with 104 where that is not enough).
     InvalidAuth = 105,
     /// 400, body is not JSON.
     InvalidJson = 106,
