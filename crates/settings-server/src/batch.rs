@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tower::ServiceExt;
 
-use crate::error::{Errno, KintoError};
+use crate::error::KintoError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,13 +84,8 @@ pub async fn run(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, KintoError> {
-    let batch: BatchBody = serde_json::from_slice(&bytes).map_err(|e| {
-        KintoError::new(
-            StatusCode::BAD_REQUEST,
-            Errno::InvalidPostedData,
-            format!("Invalid batch: {e}"),
-        )
-    })?;
+    let batch: BatchBody = serde_json::from_slice(&bytes)
+        .map_err(|e| KintoError::invalid_data("body", format!("Invalid batch: {e}")))?;
     if batch.requests.len() > batch_max_requests {
         return Err(KintoError::invalid_parameter(
             "body",

@@ -74,11 +74,7 @@ pub fn parse(headers: &HeaderMap, bytes: &Bytes) -> Result<ObjectBody, KintoErro
         if e.is_data() {
             KintoError::invalid_data("body", e.to_string())
         } else {
-            KintoError::new(
-                StatusCode::BAD_REQUEST,
-                Errno::InvalidJson,
-                format!("Invalid JSON: {e}"),
-            )
+            KintoError::invalid_data("body", format!("Invalid JSON: {e}"))
         }
     })?;
     let data = match raw.data {

@@ -134,7 +134,8 @@ impl KintoError {
         }
     }
 
-    /// 400 invalid posted data.
+    /// 400 for a body that does not validate: errno 107 with the field in `details`, as
+    /// Kinto 26.5 answers every body it refuses (its errno 109 goes unused).
     pub fn invalid_data(name: &str, description: impl Into<String>) -> Self {
         let description = description.into();
         KintoError {
@@ -145,7 +146,7 @@ impl KintoError {
             }])),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
-                Errno::InvalidPostedData,
+                Errno::InvalidParameter,
                 format!("{name} in body: {description}"),
             )
         }

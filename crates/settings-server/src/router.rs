@@ -2,10 +2,10 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use crate::changes::{collection_changeset, monitor_changeset, monitor_records};
@@ -112,6 +112,7 @@ fn routes(state: SettingsState) -> Router {
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))
         .layer(from_fn_with_state(state.clone(), backoff_headers))
         .layer(axum::middleware::from_fn(no_store))
+        .layer(axum::middleware::from_fn(method_not_allowed))
         .with_state(state)
 }
 
@@ -153,8 +154,40 @@ async fn no_store(request: Request, next: Next) -> Response {
     response
 }
 
-async fn unknown_path() -> crate::error::KintoError {
-    crate::error::KintoError::unknown_path()
+/// Kinto's answer to a path under `/v1` that no route serves: the same path without its
+/// trailing slash when it has one (a redirect), else a 404 with errno 111.
+async fn unknown_path(OriginalUri(uri): OriginalUri) -> Response {
+    let path = uri.path();
+    if path.len() > "/v1/".len() && path.ends_with('/') {
+        let target = match uri.query() {
+            Some(query) => format!("{}?{query}", path.trim_end_matches('/')),
+            None => path.trim_end_matches('/').to_owned(),
+        };
+        return axum::response::Redirect::temporary(&target).into_response();
+    }
+    crate::error::KintoError::unknown_path().into_response()
+}
+
+/// Kinto's body on a 405 (a method a known path does not serve), where the router answers
+/// an empty one.
+async fn method_not_allowed(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let mut refused = crate::error::KintoError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            crate::error::Errno::MethodNotAllowed,
+            "Method not allowed on this endpoint.",
+        )
+        .into_response();
+        if let Some(allow) = allow {
+            refused.headers_mut().insert(header::ALLOW, allow);
+        }
+        return refused;
+    }
+    response
 }
 
 /// Every successful write makes the cached read bodies stale: one place sees them all.

@@ -47,6 +47,48 @@ async fn paths_without_the_version_prefix_are_redirected_keeping_the_method() {
 }
 
 #[tokio::test]
+async fn trailing_slashes_wrong_methods_and_bad_bodies_are_answered_as_kinto() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    let slash = server.get("/v1/buckets/?_limit=2", Some("alice")).await;
+    assert_eq!(slash.status, 307);
+    assert_eq!(slash.headers["location"], "/v1/buckets?_limit=2");
+    for (method, path) in [
+        (Method::PUT, "/v1/"),
+        (Method::POST, "/v1/buckets/b/collections/c/records/r"),
+    ] {
+        let refused = server.call(method, path, Some("alice"), None, &[]).await;
+        refused.assert_error(405, 115);
+        assert!(refused.headers.contains_key("allow"));
+    }
+    let not_json = server
+        .http
+        .put(format!("{}/v1/buckets/b", server.url))
+        .basic_auth("alice", Some("alice-password"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let body: Value = not_json.json().await.unwrap();
+    assert_eq!(
+        (body["errno"].as_u64(), &body["details"][0]["location"]),
+        (Some(107), &json!("body"))
+    );
+    let bad_batch = server
+        .call(
+            Method::POST,
+            "/v1/batch",
+            Some("alice"),
+            Some(json!({"requests": [], "unknown": 1})),
+            &[],
+        )
+        .await;
+    bad_batch.assert_error(400, 107);
+}
+
+#[tokio::test]
 async fn authorization_that_does_not_authenticate_is_anonymous() {
     let server = Server::start().await;
     server.account("alice").await;

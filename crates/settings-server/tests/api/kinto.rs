@@ -172,7 +172,7 @@ async fn accounts_and_authentication() {
     let missing_password = server
         .put("/v1/accounts/carol", None, json!({"data": {}}))
         .await;
-    missing_password.assert_error(400, 109);
+    missing_password.assert_error(400, 107);
 }
 
 #[tokio::test]
@@ -583,15 +583,15 @@ async fn bad_input_gets_kinto_errors() {
         .await
         .unwrap();
     assert_eq!(not_json.status(), 400);
-    assert_eq!(not_json.json::<Value>().await.unwrap()["errno"], 106);
+    assert_eq!(not_json.json::<Value>().await.unwrap()["errno"], 107);
     server
         .put("/v1/buckets/b", Some("alice"), json!({"data": []}))
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     server
         .put("/v1/buckets/b", Some("alice"), json!({"unknown": 1}))
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     server
         .put("/v1/buckets/-bad", Some("alice"), json!({}))
         .await
@@ -603,7 +603,7 @@ async fn bad_input_gets_kinto_errors() {
             json!({"permissions": {"delete": ["x"]}}),
         )
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     assert!(
         server.get("/v1/buckets", Some("alice")).await.body["data"]
             .as_array()
@@ -972,7 +972,7 @@ async fn json_patch_edits_data_and_permissions() {
             &[("content-type", "application/json-patch+json")],
         )
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     let listed = server.get("/v1/permissions", Some("alice")).await;
     let entry = listed.body["data"]
         .as_array()
