@@ -60,10 +60,24 @@ impl Caller {
 /// entry expired used to cost hundreds of megabytes at once. An entry lives
 /// [`AUTH_CACHE_TTL`] after its last use (Kinto refreshes its cached logins on use), and at
 /// most [`AUTH_CACHE_SIZE`] are kept, so memory stays flat.
-#[derive(Default)]
+///
+/// Checks of different credentials also wait for one another beyond one per CPU, so even a
+/// crowd of users logging in at once costs at most that many checks' memory.
 pub struct AuthCache {
     slots: Mutex<HashMap<[u8; 32], Arc<Slot>>>,
     checks: AtomicU64,
+    running: tokio::sync::Semaphore,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        AuthCache {
+            slots: Mutex::default(),
+            checks: AtomicU64::default(),
+            running: tokio::sync::Semaphore::new(cpus),
+        }
+    }
 }
 
 /// One set of credentials: the outcome of its check (set once), and when it was last used.
@@ -141,6 +155,7 @@ impl AuthCache {
         let ok = *slot
             .verified
             .get_or_init(|| async {
+                let _turn = self.running.acquire().await;
                 self.checks.fetch_add(1, Ordering::Relaxed);
                 let (password, hash) = (password.to_owned(), hash.to_owned());
                 tokio::task::spawn_blocking(move || {
