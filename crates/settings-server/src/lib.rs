@@ -20,6 +20,7 @@ pub mod error;
 mod handlers;
 pub mod history;
 pub mod hooks;
+pub mod list_cache;
 mod lists;
 mod permissions;
 pub mod query;

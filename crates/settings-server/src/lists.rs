@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -87,20 +88,21 @@ async fn permitted(
 /// (0); it answers the time just before now, which any later write is newer than (a write
 /// takes `max(now, previous + 1)`), so `_since` with it misses nothing and no client sees
 /// a 1970 date. Kinto stores the time of that first read instead.
-async fn list_timestamp(ctx: &Context) -> Result<i64, KintoError> {
+/// Also says whether it is the stored one.
+async fn list_timestamp(ctx: &Context) -> Result<(i64, bool), KintoError> {
     let stored = ctx
         .state
         .store
         .timestamp(ctx.resource.kind, &ctx.resource.parent)
         .await?;
     if stored > 0 {
-        return Ok(stored);
+        return Ok((stored, true));
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(1);
-    Ok(now - 1)
+    Ok((now - 1, false))
 }
 
 fn next_page_url(uri: &Uri, headers: &HeaderMap, token: &str) -> Option<HeaderValue> {
@@ -147,7 +149,7 @@ pub async fn get_list(
     ensure_parent(&ctx).await?;
     let query = ListQuery::parse(uri.query().unwrap_or(""))?;
     let store = ctx.state.store.as_ref();
-    let timestamp = list_timestamp(&ctx).await?;
+    let (timestamp, stored) = list_timestamp(&ctx).await?;
     let whole = whole_list(&ctx, Action::Read).await?;
     let unchanged = || {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -159,7 +161,16 @@ pub async fn get_list(
     }
     let (kind, parent) = (ctx.resource.kind, &ctx.resource.parent);
     let page = page_size(&ctx, &query);
-    let (body, total) = if kind != Kind::Account && query.needs_only_metadata() {
+    let as_stored = kind != Kind::Account && query.needs_only_metadata();
+    // Whole lists answered as stored are the same for every caller: cached while unchanged.
+    let cache_key = (as_stored && whole && stored)
+        .then(|| format!("{}?{}", uri.path(), uri.query().unwrap_or("")));
+    let cached = cache_key
+        .as_deref()
+        .and_then(|key| ctx.state.lists.get(key, timestamp));
+    let (body, total) = if let Some((body, total)) = cached {
+        (body, total)
+    } else if as_stored {
         let mut objects = store.list_raw(kind, parent, query.include_deleted).await?;
         if !whole {
             let ids = objects.iter().map(|o| (o.id.as_str(), o.deleted));
@@ -178,6 +189,12 @@ pub async fn get_list(
             object.write_json(&mut body);
         }
         body.extend_from_slice(b"]}");
+        let body = Bytes::from(body);
+        if let Some(key) = cache_key {
+            ctx.state
+                .lists
+                .put(key, timestamp, body.clone(), objects.len());
+        }
         (body, objects.len())
     } else {
         let objects = store.list(kind, parent, query.include_deleted).await?;
@@ -189,7 +206,7 @@ pub async fn get_list(
             .map(|o| query.project(shown(kind, o)))
             .collect();
         let body = serde_json::to_vec(&ListResponse { data }).expect("JSON serialises");
-        (body, objects.len())
+        (Bytes::from(body), objects.len())
     };
     if !whole && not_modified(&headers, timestamp) {
         return Ok(unchanged());
@@ -223,7 +240,7 @@ pub async fn head_list(
     ensure_parent(&ctx).await?;
     let query = ListQuery::parse(uri.query().unwrap_or(""))?;
     let store = ctx.state.store.as_ref();
-    let timestamp = list_timestamp(&ctx).await?;
+    let (timestamp, _) = list_timestamp(&ctx).await?;
     let whole = whole_list(&ctx, Action::Read).await?;
     let objects = store
         .list(

@@ -8,6 +8,7 @@ use crate::auth::AuthCache;
 use crate::changes::ChangesCache;
 use crate::history::Recorder;
 use crate::hooks::{Hooks, NoHooks};
+use crate::list_cache::ListCache;
 use crate::settings::KintoSettings;
 
 /// Shared state of the server.
@@ -21,6 +22,8 @@ pub struct SettingsState {
     pub auth_cache: Arc<AuthCache>,
     /// Cached bodies of the read endpoints, invalidated by every write.
     pub changes: Arc<ChangesCache>,
+    /// Bodies of lists read whole, while the list is unchanged.
+    pub lists: Arc<ListCache>,
     /// Plugins around writes (the review workflow).
     pub hooks: Arc<dyn Hooks>,
 }
@@ -33,6 +36,7 @@ impl SettingsState {
             settings: Arc::new(settings),
             auth_cache: Arc::new(AuthCache::default()),
             changes: Arc::new(ChangesCache::default()),
+            lists: Arc::new(ListCache::default()),
             hooks: Arc::new(NoHooks),
         }
         .with_hooks(Arc::new(NoHooks))

@@ -515,3 +515,61 @@ async fn concurrent_requests_with_the_same_credentials_check_the_password_once()
     server.get("/v1/", Some("alice")).await;
     assert_eq!(server.state.auth_cache.checks(), 2);
 }
+
+#[tokio::test]
+async fn a_cached_list_is_never_served_after_its_list_changed() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    server
+        .put(
+            "/v1/buckets/b",
+            Some("alice"),
+            json!({"permissions": {"read": ["system.Everyone"]}}),
+        )
+        .await;
+    server
+        .put("/v1/buckets/b/collections/c", Some("alice"), json!({}))
+        .await;
+    let path = "/v1/buckets/b/collections/c/records";
+    server
+        .put(
+            &format!("{path}/r1"),
+            Some("alice"),
+            json!({"data": {"n": 1}}),
+        )
+        .await;
+    let first = server.get(path, None).await;
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(server.get(path, None).await.body, first.body);
+    // A write straight to the store, as another process sharing the database makes it.
+    let write = settings_store::Write {
+        kind: settings_store::Kind::Record,
+        parent: "/buckets/b/collections/c".into(),
+        id: "r2".into(),
+        data: json!({"n": 2}).as_object().unwrap().clone(),
+        permissions: None,
+        precondition: settings_store::Precondition::None,
+        forced_timestamp: None,
+    };
+    server.state.store.put(write).await.unwrap();
+    let second = server.get(path, None).await;
+    let ids: Vec<&str> = second.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["r2", "r1"]);
+    assert!(second.etag() > first.etag());
+    // Those who see only part of a list are never answered from the whole list's body.
+    server
+        .call(
+            Method::PATCH,
+            "/v1/buckets/b",
+            Some("alice"),
+            Some(json!({"permissions": {"read": []}})),
+            &[],
+        )
+        .await;
+    server.get(path, None).await.assert_error(401, 104);
+}
