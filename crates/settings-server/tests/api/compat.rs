@@ -279,6 +279,24 @@ async fn json_patch_operations_carry_only_their_own_members() {
         json!(["account:y"])
     );
     assert!(collection.body["permissions"].get("read").is_none());
+    // In a batch, a subrequest keeps its own Content-Type (kinto-http sends JSON Patches so).
+    let batch = server
+        .call(
+            Method::POST,
+            "/v1/batch",
+            Some("alice"),
+            Some(json!({"requests": [{
+                "method": "PATCH",
+                "path": "/buckets/b/collections/c/records/r",
+                "headers": {"Content-Type": "application/json-patch+json"},
+                "body": [{"op": "remove", "path": "/data/c"}],
+            }]})),
+            &[],
+        )
+        .await;
+    let answer = &batch.body["responses"][0];
+    assert_eq!(answer["status"], 200, "{answer:?}");
+    assert!(answer["body"]["data"].get("c").is_none());
 }
 
 #[tokio::test]
