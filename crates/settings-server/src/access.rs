@@ -4,7 +4,7 @@
 //! bucket applies to everything in it. `write` implies `read`. Creating an object needs
 //! `write` or `<kind>:create` on the container (buckets: the `bucket_create_principals`
 //! setting). To avoid telling strangers what exists, a missing object is a 404 only for a
-//! caller who may read its container, a 403 otherwise.
+//! caller who may read its container, a 403 otherwise (401 when anonymous, as Kinto).
 
 use settings_store::{Kind, Permissions, SettingsStore};
 
@@ -31,6 +31,8 @@ pub fn create_permission(kind: Kind) -> &'static str {
         Kind::Collection => "collection:create",
         Kind::Record => "record:create",
         Kind::Account => "account:create",
+        // Entries are written by the server only.
+        Kind::History => "history:create",
     }
 }
 
@@ -75,16 +77,20 @@ pub async fn can_read_container(
     allowed(store, caller, &container.permission_chain(), Action::Read).await
 }
 
-/// The error for an object the caller cannot see or that does not exist.
+/// The error for an object the caller cannot see or that does not exist: Kinto's 404
+/// (errno 110, naming the object) for a caller who may read its container, else a refusal
+/// (401 to an anonymous caller, 403 otherwise).
 pub async fn missing_or_forbidden(
     store: &dyn SettingsStore,
     caller: &Caller,
     resource: &Resource,
-    what: &str,
 ) -> KintoError {
     match can_read_container(store, caller, resource).await {
-        Ok(true) => KintoError::not_found(what),
-        Ok(false) => KintoError::forbidden(),
+        Ok(true) => KintoError::missing(
+            resource.kind_name(),
+            resource.id.as_deref().unwrap_or_default(),
+        ),
+        Ok(false) => KintoError::denied(caller),
         Err(error) => error,
     }
 }

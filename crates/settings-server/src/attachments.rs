@@ -174,7 +174,7 @@ pub async fn upload(
         .await?
         .is_none()
     {
-        return Err(missing_or_forbidden(store, &caller, &collection, "collection").await);
+        return Err(missing_or_forbidden(store, &caller, &collection).await);
     }
     let existing = store.get(Kind::Record, &resource.parent, &id).await?;
     let permitted = match &existing {
@@ -194,11 +194,12 @@ pub async fn upload(
         }
     };
     if !permitted {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&caller));
     }
 
     let mut file: Option<(String, String, Bytes)> = None;
     let mut extra = Map::new();
+    let mut given_permissions = None;
     while let Some(field) = multipart.next_field().await.map_err(|e| {
         KintoError::invalid_data("attachment", format!("malformed multipart body: {e}"))
     })? {
@@ -228,7 +229,20 @@ pub async fn upload(
                     _ => return Err(KintoError::invalid_data("data", "must be a JSON object")),
                 }
             }
-            _ => {}
+            Some("permissions") => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| KintoError::invalid_data("permissions", e.to_string()))?;
+                given_permissions = Some(crate::body::parse_permissions(&text)?);
+            }
+            Some(other) => {
+                return Err(KintoError::invalid_data(
+                    other,
+                    "not one of attachment, data, permissions",
+                ));
+            }
+            None => {}
         }
     }
     let (filename, mimetype, bytes) =
@@ -285,7 +299,9 @@ pub async fn upload(
         .await
         .map_err(storage_error)?;
 
+    // Given permissions replace those of the same name, as a PATCH of the record would.
     let mut permissions = store.permissions(&resource.uri()).await?;
+    permissions.extend(given_permissions.unwrap_or_default());
     if let Some(user) = &caller.user_id {
         permissions
             .entry("write".into())
@@ -316,7 +332,12 @@ pub async fn upload(
             if let Some(previous) = existing {
                 remove_file(&state, &previous).await;
             }
-            Ok((StatusCode::CREATED, Json(info)).into_response())
+            let mut response = (StatusCode::CREATED, Json(info)).into_response();
+            if let Ok(location) = HeaderValue::from_str(uri.path().trim_end_matches("/attachment"))
+            {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
         }
         Err(error) => {
             let _ = tokio::fs::remove_file(&path).await;
@@ -325,7 +346,7 @@ pub async fn upload(
     }
 }
 
-/// `DELETE {record}/attachment`: removes the file and the record's `attachment` field.
+/// `DELETE {record}/attachment`: removes the file and sets the record's `attachment` to null.
 pub async fn delete(
     State(state): State<SettingsState>,
     OriginalUri(uri): OriginalUri,
@@ -337,16 +358,17 @@ pub async fn delete(
     let store = state.store.as_ref();
     let id = resource.id.clone().unwrap_or_default();
     let Some(record) = store.get(Kind::Record, &resource.parent, &id).await? else {
-        return Err(missing_or_forbidden(store, &caller, &resource, "record").await);
+        return Err(missing_or_forbidden(store, &caller, &resource).await);
     };
     if !allowed(store, &caller, &resource.permission_chain(), Action::Write).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&caller));
     }
-    if !record.data.contains_key("attachment") {
-        return Err(KintoError::not_found("attachment"));
+    // kinto-attachment leaves `"attachment": null`, and deleting it again is no error.
+    if record.data.get("attachment").is_none_or(Value::is_null) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let mut data = record.data.clone();
-    data.remove("attachment");
+    data.insert("attachment".into(), Value::Null);
     let pending = PendingWrite {
         caller: &caller,
         resource: &resource,

@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tower::ServiceExt;
 
-use crate::error::{Errno, KintoError};
+use crate::error::KintoError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,23 +84,13 @@ pub async fn run(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, KintoError> {
-    let batch: BatchBody = serde_json::from_slice(&bytes).map_err(|e| {
-        KintoError::new(
-            StatusCode::BAD_REQUEST,
-            Errno::InvalidPostedData,
-            format!("Invalid batch: {e}"),
-        )
-    })?;
-    if batch.requests.is_empty() {
-        return Err(KintoError::invalid_data("requests", "must not be empty"));
-    }
+    let batch: BatchBody = serde_json::from_slice(&bytes)
+        .map_err(|e| KintoError::invalid_data("body", format!("Invalid batch: {e}")))?;
     if batch.requests.len() > batch_max_requests {
-        return Err(KintoError::invalid_data(
+        return Err(KintoError::invalid_parameter(
+            "body",
             "requests",
-            format!(
-                "{} requests, at most {batch_max_requests} allowed",
-                batch.requests.len()
-            ),
+            format!("Number of requests is limited to {batch_max_requests}"),
         ));
     }
     let mut responses = Vec::with_capacity(batch.requests.len());
@@ -136,17 +126,22 @@ pub async fn run(
         if let Some(host) = headers.get(header::HOST) {
             builder = builder.header(header::HOST, host);
         }
+        let mut typed = false;
         for (name, value) in request.headers.unwrap_or_default() {
             if let (Ok(name), Some(Ok(value))) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 value.as_str().map(HeaderValue::from_str),
             ) {
+                typed |= name == header::CONTENT_TYPE;
                 builder = builder.header(name, value);
             }
         }
         let body = match &request.body {
             Some(body) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                // A subrequest may name its own type (a JSON Patch, a merge patch).
+                if !typed {
+                    builder = builder.header(header::CONTENT_TYPE, "application/json");
+                }
                 Body::from(serde_json::to_vec(body).expect("JSON serializes"))
             }
             None => Body::empty(),

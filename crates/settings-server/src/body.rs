@@ -74,11 +74,7 @@ pub fn parse(headers: &HeaderMap, bytes: &Bytes) -> Result<ObjectBody, KintoErro
         if e.is_data() {
             KintoError::invalid_data("body", e.to_string())
         } else {
-            KintoError::new(
-                StatusCode::BAD_REQUEST,
-                Errno::InvalidJson,
-                format!("Invalid JSON: {e}"),
-            )
+            KintoError::invalid_data("body", format!("Invalid JSON: {e}"))
         }
     })?;
     let data = match raw.data {
@@ -86,23 +82,34 @@ pub fn parse(headers: &HeaderMap, bytes: &Bytes) -> Result<ObjectBody, KintoErro
         Some(Value::Object(map)) => Some(map),
         Some(_) => return Err(KintoError::invalid_data("data", "must be an object")),
     };
-    let permissions = match raw.permissions {
-        None => None,
-        Some(given) => {
-            let mut permissions = Permissions::new();
-            for (name, principals) in given {
-                if !PERMISSION_NAMES.contains(&name.as_str()) {
-                    return Err(KintoError::invalid_data(
-                        &format!("permissions.{name}"),
-                        "unknown permission",
-                    ));
-                }
-                permissions.insert(name, principals.into_iter().collect::<BTreeSet<_>>());
-            }
-            Some(permissions)
-        }
-    };
+    let permissions = raw.permissions.map(checked_permissions).transpose()?;
     Ok(ObjectBody { data, permissions })
+}
+
+/// Permissions given by a client, refused if one is not a permission Kinto knows.
+fn checked_permissions(given: BTreeMap<String, Vec<String>>) -> Result<Permissions, KintoError> {
+    let mut permissions = Permissions::new();
+    for (name, principals) in given {
+        if !PERMISSION_NAMES.contains(&name.as_str()) {
+            return Err(KintoError::invalid_data(
+                &format!("permissions.{name}"),
+                "unknown permission",
+            ));
+        }
+        permissions.insert(name, principals.into_iter().collect::<BTreeSet<_>>());
+    }
+    Ok(permissions)
+}
+
+/// The `permissions` part of an attachment upload: `{name: [principals]}` as JSON text.
+pub fn parse_permissions(text: &str) -> Result<Permissions, KintoError> {
+    let given: BTreeMap<String, Vec<String>> = serde_json::from_str(text).map_err(|e| {
+        KintoError::invalid_data(
+            "permissions",
+            format!("is not valid JSON permissions ({e})"),
+        )
+    })?;
+    checked_permissions(given)
 }
 
 /// The PATCH flavour named by the Content-Type.
@@ -157,17 +164,20 @@ pub fn apply_json_patch(
 ) -> Result<(Map<String, Value>, Permissions), KintoError> {
     let patch: json_patch::Patch = serde_json::from_slice(bytes)
         .map_err(|e| KintoError::invalid_data("body", format!("not a JSON Patch: {e}")))?;
-    // Principals are members of sets: Kinto addresses them as object keys.
-    let perms: Map<String, Value> = permissions
+    // Principals are members of sets: Kinto addresses them as object keys. Every
+    // permission is there, empty when nobody holds it, so that adding the first principal
+    // (`/permissions/read/system.Everyone`) needs no parent created first.
+    let mut perms: Map<String, Value> = PERMISSION_NAMES
         .iter()
-        .map(|(name, principals)| {
-            let members: Map<String, Value> = principals
-                .iter()
-                .map(|p| (p.clone(), Value::Bool(true)))
-                .collect();
-            (name.clone(), Value::Object(members))
-        })
+        .map(|name| ((*name).to_owned(), Value::Object(Map::new())))
         .collect();
+    for (name, principals) in permissions {
+        let members: Map<String, Value> = principals
+            .iter()
+            .map(|p| (p.clone(), Value::Bool(true)))
+            .collect();
+        perms.insert(name.clone(), Value::Object(members));
+    }
     let mut document = serde_json::json!({ "data": Value::Object(fields.clone()), "permissions": Value::Object(perms) });
     json_patch::patch(&mut document, &patch)
         .map_err(|e| KintoError::invalid_data("body", e.to_string()))?;
@@ -192,7 +202,9 @@ pub fn apply_json_patch(
                     .collect(),
                 _ => BTreeSet::new(),
             };
-            result.insert(name.clone(), set);
+            if !set.is_empty() || permissions.contains_key(name) {
+                result.insert(name.clone(), set);
+            }
         }
     }
     Ok((data, result))

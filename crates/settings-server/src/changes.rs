@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
 use serde_json::Value;
-use settings_store::{Kind, Object};
+use settings_store::Kind;
 use sha2::{Digest, Sha256};
 
 use crate::access::{Action, allowed};
@@ -98,13 +98,6 @@ struct Change {
     bucket: String,
     collection: String,
     host: String,
-}
-
-#[derive(Serialize)]
-struct Changeset {
-    metadata: Value,
-    timestamp: i64,
-    changes: Vec<Value>,
 }
 
 #[derive(Serialize)]
@@ -393,12 +386,10 @@ pub async fn collection_changeset(
         .get(Kind::Collection, &resource.parent, &collection)
         .await?
     else {
-        return Err(
-            crate::access::missing_or_forbidden(store, &caller, &resource, "collection").await,
-        );
+        return Err(crate::access::missing_or_forbidden(store, &caller, &resource).await);
     };
     if !allowed(store, &caller, &resource.permission_chain(), Action::Read).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&caller));
     }
     let control = cache_control(&state, query.expected.as_deref());
     let cache_key = format!("{}?{raw_query}", uri.path());
@@ -409,8 +400,9 @@ pub async fn collection_changeset(
     let generation = state.changes.generation.load(Ordering::Acquire);
     let records_uri = resource.uri();
     let timestamp = store.timestamp(Kind::Record, &records_uri).await?;
-    let mut records: Vec<Object> = store
-        .list(Kind::Record, &records_uri, query.since.is_some())
+    // The records are copied into the answer as stored, never parsed.
+    let mut records = store
+        .list_raw(Kind::Record, &records_uri, query.since.is_some())
         .await?;
     if let Some(since) = query.since {
         records.retain(|r| r.last_modified > since);
@@ -423,12 +415,19 @@ pub async fn collection_changeset(
     if let Value::Object(map) = &mut meta {
         map.insert("bucket".into(), Value::String(bucket.clone()));
     }
-    let body = Changeset {
-        metadata: meta,
-        timestamp,
-        changes: records.iter().map(Object::to_json).collect(),
-    };
-    let body = Bytes::from(serde_json::to_vec(&body).expect("serializes"));
+    let size: usize = records.iter().map(|r| r.data.len() + 64).sum();
+    let mut body = Vec::with_capacity(size + 1024);
+    body.extend_from_slice(b"{\"metadata\":");
+    serde_json::to_writer(&mut body, &meta).expect("JSON serialises");
+    body.extend_from_slice(format!(",\"timestamp\":{timestamp},\"changes\":[").as_bytes());
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        record.write_json(&mut body);
+    }
+    body.extend_from_slice(b"]}");
+    let body = Bytes::from(body);
     if anonymous {
         state.changes.put(
             cache_key,

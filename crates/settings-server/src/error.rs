@@ -19,7 +19,8 @@ const INFO_URL: &str = "https://kinto.readthedocs.io/en/latest/api/1.x/errors.ht
 pub enum Errno {
     /// 401, no credentials.
     MissingAuth = 104,
-    /// 401, credentials refused.
+    /// 401, credentials refused (not sent: as in Kinto, credentials that do not
+    /// authenticate make an anonymous caller, refused with 104 where that is not enough).
     InvalidAuth = 105,
     /// 400, body is not JSON.
     InvalidJson = 106,
@@ -73,6 +74,14 @@ pub enum Details {
         /// The current object, or null.
         existing: Option<Value>,
     },
+    /// Which object is missing (404): kinto-http and Kinto Admin read these to tell a
+    /// missing bucket from a missing collection.
+    Missing {
+        /// Its id.
+        id: String,
+        /// `bucket`, `collection`, `group`, `record` or `account`.
+        resource_name: String,
+    },
 }
 
 /// One invalid input.
@@ -125,7 +134,8 @@ impl KintoError {
         }
     }
 
-    /// 400 invalid posted data.
+    /// 400 for a body that does not validate: errno 107 with the field in `details`, as
+    /// Kinto 26.5 answers every body it refuses (its errno 109 goes unused).
     pub fn invalid_data(name: &str, description: impl Into<String>) -> Self {
         let description = description.into();
         KintoError {
@@ -136,10 +146,35 @@ impl KintoError {
             }])),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
-                Errno::InvalidPostedData,
+                Errno::InvalidParameter,
                 format!("{name} in body: {description}"),
             )
         }
+    }
+
+    /// 404 for an object that does not exist, as Kinto answers it: errno 110 with the
+    /// object's id and kind in `details`.
+    pub fn missing(resource_name: &str, id: &str) -> Self {
+        KintoError {
+            details: Some(Details::Missing {
+                id: id.to_owned(),
+                resource_name: resource_name.to_owned(),
+            }),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                Errno::InvalidResourceId,
+                format!("{resource_name} {id:?} not found"),
+            )
+        }
+    }
+
+    /// 404 for a path no route serves.
+    pub fn unknown_path() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Errno::MissingResource,
+            "The resource you are looking for could not be found.",
+        )
     }
 
     /// 404 missing resource.
@@ -158,6 +193,17 @@ impl KintoError {
             Errno::Forbidden,
             "This user cannot access this resource.",
         )
+    }
+
+    /// The refusal of something `caller` may not do: 401 (errno 104, with
+    /// `WWW-Authenticate`) to an anonymous caller, so clients such as kinto-http know to ask
+    /// for credentials, and 403 to an authenticated one, as Kinto answers.
+    pub fn denied(caller: &crate::auth::Caller) -> Self {
+        if caller.user_id.is_none() {
+            Self::unauthorized(Errno::MissingAuth)
+        } else {
+            Self::forbidden()
+        }
     }
 
     /// 401 (no credentials, or refused ones).
@@ -222,6 +268,12 @@ impl IntoResponse for KintoError {
             details: self.details.as_ref(),
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Realm\""),
+            );
+        }
         if self.status.is_server_error() || self.status == StatusCode::CONFLICT {
             response
                 .headers_mut()

@@ -11,12 +11,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use settings_store::{Kind, Object, Permissions, Precondition, Write};
 
-use crate::access::{Action, allowed, can_read_container, missing_or_forbidden};
+use crate::access::{Action, allowed, missing_or_forbidden};
 use crate::auth::{self, Caller, authenticate};
 use crate::body::{self, ObjectBody};
 use crate::error::{Errno, KintoError};
 use crate::hooks::{PendingWrite, WriteEvent};
-use crate::query::ListQuery;
 use crate::resource::Resource;
 use crate::state::SettingsState;
 
@@ -30,17 +29,17 @@ struct ObjectResponse {
 
 /// A list.
 #[derive(Serialize)]
-struct ListResponse {
-    data: Vec<Value>,
+pub(crate) struct ListResponse {
+    pub(crate) data: Vec<Value>,
 }
 
-struct Context {
-    state: SettingsState,
-    caller: Caller,
-    resource: Resource,
+pub(crate) struct Context {
+    pub(crate) state: SettingsState,
+    pub(crate) caller: Caller,
+    pub(crate) resource: Resource,
 }
 
-async fn context(
+pub(crate) async fn context(
     state: SettingsState,
     uri: &Uri,
     headers: &HeaderMap,
@@ -55,40 +54,11 @@ async fn context(
     })
 }
 
-fn etag(ts: i64) -> HeaderValue {
+pub(crate) fn etag(ts: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{ts}\"")).expect("a quoted number is a header value")
 }
 
-pub(crate) fn http_date(ms: i64) -> Option<HeaderValue> {
-    let seconds = (ms / 1000).max(0) as u64;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
-    HeaderValue::from_str(&httpdate(time)).ok()
-}
-
-/// RFC 7231 IMF-fixdate, without a date crate.
-fn httpdate(time: std::time::SystemTime) -> String {
-    let secs = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let (hour, minute, second) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let month_name = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!("{weekday}, {day:02} {month_name} {year} {hour:02}:{minute:02}:{second:02} GMT")
-}
+pub(crate) use crate::dates::http_date;
 
 fn parse_etag(value: &str) -> Option<i64> {
     value
@@ -128,7 +98,7 @@ fn write_precondition(headers: &HeaderMap) -> Result<Precondition, KintoError> {
     Ok(Precondition::None)
 }
 
-fn not_modified(headers: &HeaderMap, current: i64) -> bool {
+pub(crate) fn not_modified(headers: &HeaderMap, current: i64) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -136,13 +106,13 @@ fn not_modified(headers: &HeaderMap, current: i64) -> bool {
         .is_some_and(|ts| ts == current)
 }
 
-fn is_admin(ctx: &Context) -> bool {
+pub(crate) fn is_admin(ctx: &Context) -> bool {
     ctx.caller
         .is_any_of(&ctx.state.settings.account_write_principals)
 }
 
 /// The object as shown to clients (an account's password hash never is).
-fn shown(kind: Kind, object: &Object) -> Value {
+pub(crate) fn shown(kind: Kind, object: &Object) -> Value {
     let mut json = object.to_json();
     if kind == Kind::Account
         && let Value::Object(map) = &mut json
@@ -178,7 +148,7 @@ async fn may_read(ctx: &Context, resource: &Resource) -> Result<bool, KintoError
     .await
 }
 
-async fn may_create(ctx: &Context) -> Result<bool, KintoError> {
+pub(crate) async fn may_create(ctx: &Context) -> Result<bool, KintoError> {
     let settings = &ctx.state.settings;
     Ok(match ctx.resource.kind {
         Kind::Bucket => ctx.caller.is_any_of(&settings.bucket_create_principals),
@@ -200,7 +170,7 @@ async fn may_create(ctx: &Context) -> Result<bool, KintoError> {
 }
 
 /// The parent object must exist (a collection's bucket, a record's collection).
-async fn ensure_parent(ctx: &Context) -> Result<(), KintoError> {
+pub(crate) async fn ensure_parent(ctx: &Context) -> Result<(), KintoError> {
     let Some(parent) = ctx.resource.parent_resource() else {
         return Ok(());
     };
@@ -212,18 +182,12 @@ async fn ensure_parent(ctx: &Context) -> Result<(), KintoError> {
         .await?
         .is_none()
     {
-        let what = match parent.kind {
-            Kind::Bucket => "bucket",
-            _ => "collection",
-        };
-        return Err(
-            missing_or_forbidden(ctx.state.store.as_ref(), &ctx.caller, &parent, what).await,
-        );
+        return Err(missing_or_forbidden(ctx.state.store.as_ref(), &ctx.caller, &parent).await);
     }
     Ok(())
 }
 
-fn refuse_if_readonly(ctx: &Context) -> Result<(), KintoError> {
+pub(crate) fn refuse_if_readonly(ctx: &Context) -> Result<(), KintoError> {
     if ctx.state.settings.readonly {
         return Err(KintoError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -391,10 +355,10 @@ pub async fn get_object(
         .get(ctx.resource.kind, &ctx.resource.parent, &id)
         .await?
     else {
-        return Err(missing_or_forbidden(store, &ctx.caller, &ctx.resource, "object").await);
+        return Err(missing_or_forbidden(store, &ctx.caller, &ctx.resource).await);
     };
     if !may_read(&ctx, &ctx.resource).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&ctx.caller));
     }
     if not_modified(&headers, object.last_modified) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -438,7 +402,7 @@ pub async fn put_object(
         None => may_create(&ctx).await?,
     };
     if !permitted {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&ctx.caller));
     }
     let mut data = data.unwrap_or_default();
     if let Some(Value::String(body_id)) = data.get("id")
@@ -494,10 +458,10 @@ pub async fn patch_object(
         .get(ctx.resource.kind, &ctx.resource.parent, &id)
         .await?
     else {
-        return Err(missing_or_forbidden(store, &ctx.caller, &ctx.resource, "object").await);
+        return Err(missing_or_forbidden(store, &ctx.caller, &ctx.resource).await);
     };
     if !may_write(&ctx, &ctx.resource).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&ctx.caller));
     }
     match write_precondition(&headers)? {
         Precondition::IfMatch(ts) if ts != existing.last_modified => {
@@ -582,10 +546,10 @@ pub async fn delete_object(
         .await?
         .is_none()
     {
-        return Err(missing_or_forbidden(store, &ctx.caller, &ctx.resource, "object").await);
+        return Err(missing_or_forbidden(store, &ctx.caller, &ctx.resource).await);
     }
     if !may_write(&ctx, &ctx.resource).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&ctx.caller));
     }
     let before = store
         .get(ctx.resource.kind, &ctx.resource.parent, &id)
@@ -625,135 +589,6 @@ pub async fn delete_object(
         &tombstone,
         None,
     ))
-}
-
-/// The objects of the list the caller may read.
-async fn readable(ctx: &Context, objects: Vec<Object>) -> Result<Vec<Object>, KintoError> {
-    if can_read_container(ctx.state.store.as_ref(), &ctx.caller, &ctx.resource).await?
-        || (ctx.resource.kind == Kind::Account && is_admin(ctx))
-    {
-        return Ok(objects);
-    }
-    let mut visible = Vec::new();
-    for object in objects {
-        let uri = ctx.resource.with_id(&object.id).uri();
-        if allowed(ctx.state.store.as_ref(), &ctx.caller, &[uri], Action::Read).await? {
-            visible.push(object);
-        }
-    }
-    Ok(visible)
-}
-
-fn next_page_url(uri: &Uri, headers: &HeaderMap, token: &str) -> Option<HeaderValue> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
-    let mut query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .filter(|(k, _)| k != "_token")
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    query.push(("_token".into(), token.into()));
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(query)
-        .finish();
-    HeaderValue::from_str(&format!("{scheme}://{host}{}?{encoded}", uri.path())).ok()
-}
-
-/// `GET` of a list: filtered, sorted, paginated.
-pub async fn get_list(
-    State(state): State<SettingsState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Result<Response, KintoError> {
-    let ctx = context(state, &uri, &headers).await?;
-    ensure_parent(&ctx).await?;
-    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
-    let store = ctx.state.store.as_ref();
-    let timestamp = store
-        .timestamp(ctx.resource.kind, &ctx.resource.parent)
-        .await?;
-    if not_modified(&headers, timestamp) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(header::ETAG, etag(timestamp));
-        return Ok(response);
-    }
-    let objects = store
-        .list(
-            ctx.resource.kind,
-            &ctx.resource.parent,
-            query.include_deleted,
-        )
-        .await?;
-    let objects = query.apply(readable(&ctx, objects).await?);
-    let settings = &ctx.state.settings;
-    let page = query
-        .limit
-        .or(settings.paginate_by)
-        .unwrap_or(settings.storage_max_fetch_size)
-        .min(settings.storage_max_fetch_size)
-        .max(1);
-    let total = objects.len();
-    let data: Vec<Value> = objects
-        .iter()
-        .skip(query.offset)
-        .take(page)
-        .map(|o| query.project(shown(ctx.resource.kind, o)))
-        .collect();
-    let mut response = Json(ListResponse { data }).into_response();
-    let response_headers = response.headers_mut();
-    response_headers.insert(header::ETAG, etag(timestamp));
-    if let Some(date) = http_date(timestamp) {
-        response_headers.insert(header::LAST_MODIFIED, date);
-    }
-    if query.offset + page < total
-        && let Some(next) =
-            next_page_url(&uri, &headers, &ListQuery::next_token(query.offset + page))
-    {
-        response_headers.insert("next-page", next);
-    }
-    Ok(response)
-}
-
-/// `HEAD` of a list: the count in `Total-Objects` (and the older `Total-Records`).
-pub async fn head_list(
-    State(state): State<SettingsState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Result<Response, KintoError> {
-    let ctx = context(state, &uri, &headers).await?;
-    ensure_parent(&ctx).await?;
-    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
-    let store = ctx.state.store.as_ref();
-    let timestamp = store
-        .timestamp(ctx.resource.kind, &ctx.resource.parent)
-        .await?;
-    let objects = store
-        .list(
-            ctx.resource.kind,
-            &ctx.resource.parent,
-            query.include_deleted,
-        )
-        .await?;
-    let total = query
-        .apply(readable(&ctx, objects).await?)
-        .len()
-        .to_string();
-    let mut response = StatusCode::OK.into_response();
-    let h = response.headers_mut();
-    h.insert(header::ETAG, etag(timestamp));
-    for name in ["total-objects", "total-records"] {
-        h.insert(
-            name,
-            HeaderValue::from_str(&total).expect("a number is a header value"),
-        );
-    }
-    Ok(response)
 }
 
 /// `POST` to a list: creates an object (201), or answers the existing one with that id
@@ -798,7 +633,7 @@ pub async fn post_list(
     {
         ctx.resource = resource.clone();
         if !may_read(&ctx, &resource).await? {
-            return Err(KintoError::forbidden());
+            return Err(KintoError::denied(&ctx.caller));
         }
         return Ok(object_response(
             StatusCode::OK,
@@ -808,7 +643,7 @@ pub async fn post_list(
         ));
     }
     if !may_create(&ctx).await? {
-        return Err(KintoError::forbidden());
+        return Err(KintoError::denied(&ctx.caller));
     }
     ctx.resource = resource.clone();
     hash_account_password(&resource, &mut data)?;
@@ -828,94 +663,9 @@ pub async fn post_list(
     ))
 }
 
-/// `DELETE` of a list (with filters): answers the tombstones.
-pub async fn delete_list(
-    State(state): State<SettingsState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Result<Response, KintoError> {
-    let ctx = context(state, &uri, &headers).await?;
-    refuse_if_readonly(&ctx)?;
-    ensure_parent(&ctx).await?;
-    let container = Resource {
-        id: None,
-        ..ctx.resource.clone()
-    };
-    let store = ctx.state.store.as_ref();
-    let permitted = match ctx.resource.kind {
-        Kind::Bucket | Kind::Account => false,
-        _ => {
-            allowed(
-                store,
-                &ctx.caller,
-                &container.permission_chain(),
-                Action::Write,
-            )
-            .await?
-        }
-    };
-    if !permitted {
-        return Err(KintoError::forbidden());
-    }
-    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
-    let objects = query.apply(
-        store
-            .list(ctx.resource.kind, &ctx.resource.parent, false)
-            .await?,
-    );
-    for object in &objects {
-        let resource = ctx.resource.with_id(&object.id);
-        let pending = PendingWrite {
-            caller: &ctx.caller,
-            resource: &resource,
-            before: Some(object),
-            data: None,
-        };
-        ctx.state.hooks.check(&ctx.state, &pending).await?;
-    }
-    let ids = objects.iter().map(|o| o.id.clone()).collect();
-    let tombstones = store
-        .delete_many(ctx.resource.kind, &ctx.resource.parent, Some(ids))
-        .await?;
-    for tombstone in &tombstones {
-        let resource = ctx.resource.with_id(&tombstone.id);
-        let before = objects.iter().find(|o| o.id == tombstone.id);
-        let event = WriteEvent {
-            caller: &ctx.caller,
-            resource: &resource,
-            before,
-            after: tombstone,
-        };
-        ctx.state.hooks.written(&ctx.state, &event).await?;
-    }
-    for object in &objects {
-        match ctx.resource.kind {
-            Kind::Record => crate::attachments::remove_file(&ctx.state, object).await,
-            Kind::Collection => {
-                crate::attachments::remove_tree(&ctx.state, &ctx.resource.with_id(&object.id)).await
-            }
-            _ => {}
-        }
-    }
-    Ok(Json(ListResponse {
-        data: tombstones.iter().map(Object::to_json).collect(),
-    })
-    .into_response())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_http_dates() {
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_445_412_480);
-        assert_eq!(httpdate(time), "Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(
-            httpdate(std::time::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
-    }
 
     #[test]
     fn generates_ids() {

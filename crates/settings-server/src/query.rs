@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use settings_store::Object;
+use settings_store::{Object, RawObject};
 
 use crate::error::KintoError;
 
@@ -182,12 +182,63 @@ impl ListQuery {
 
     /// Filters and sorts `objects` (tombstones only match `id`/`last_modified` filters).
     pub fn apply(&self, objects: Vec<Object>) -> Vec<Object> {
-        let mut matching: Vec<(Object, Value)> = objects
+        let pairs = objects
             .into_iter()
             .map(|o| {
                 let json = o.to_json();
                 (o, json)
             })
+            .collect();
+        self.filter_and_sort(pairs)
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    /// Whether the query looks at nothing but `id`, `last_modified` and `deleted` (no
+    /// `_fields`, filters and sorting on those alone): then stored objects can be
+    /// answered as stored, without parsing them ([`ListQuery::apply_raw`]).
+    pub fn needs_only_metadata(&self) -> bool {
+        let metadata = |field: &str| matches!(field, "id" | "last_modified" | "deleted");
+        self.fields.is_none()
+            && self.filters.iter().all(|f| metadata(&f.field))
+            && self.sort.iter().all(|(field, _)| metadata(field))
+    }
+
+    /// Filters and sorts unparsed objects, by their metadata (only meaningful when
+    /// [`ListQuery::needs_only_metadata`]).
+    pub fn apply_raw(&self, objects: Vec<RawObject>) -> Vec<RawObject> {
+        let pairs = objects
+            .into_iter()
+            .map(|o| {
+                let mut meta = serde_json::Map::new();
+                meta.insert("id".into(), Value::String(o.id.clone()));
+                meta.insert("last_modified".into(), o.last_modified.into());
+                if o.deleted {
+                    meta.insert("deleted".into(), Value::Bool(true));
+                }
+                (o, Value::Object(meta))
+            })
+            .collect();
+        self.filter_and_sort(pairs)
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    /// Filters and sorts JSON entries that are not stored objects (the permissions
+    /// endpoint's), by the same rules.
+    pub fn apply_json(&self, entries: Vec<Value>) -> Vec<Value> {
+        let pairs = entries.into_iter().map(|v| ((), v)).collect();
+        self.filter_and_sort(pairs)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn filter_and_sort<T>(&self, pairs: Vec<(T, Value)>) -> Vec<(T, Value)> {
+        let mut matching: Vec<(T, Value)> = pairs
+            .into_iter()
             .filter(|(_, json)| self.filters.iter().all(|f| f.matches(json)))
             .collect();
         let sort: Vec<(String, bool)> = if self.sort.is_empty() {
@@ -209,7 +260,7 @@ impl ListQuery {
             }
             Ordering::Equal
         });
-        matching.into_iter().map(|(o, _)| o).collect()
+        matching
     }
 
     /// The token of the page after one that ended at `offset`.
@@ -393,6 +444,41 @@ mod tests {
         assert_eq!(ids("_since=1&_sort=last_modified", sample()), ["b", "c"]);
         assert_eq!(ids("_since=\"1\"&_before=3", sample()), ["b"]);
         assert_eq!(ids("_sort=-name", sample()), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn raw_objects_are_filtered_and_sorted_as_parsed_ones() {
+        let raw: Vec<RawObject> = sample()
+            .into_iter()
+            .map(|o| RawObject {
+                data: serde_json::to_string(&o.data).unwrap(),
+                id: o.id,
+                last_modified: o.last_modified,
+                deleted: o.deleted,
+            })
+            .collect();
+        for query in [
+            "",
+            "_since=1",
+            "_sort=id",
+            "_before=3&_sort=-id",
+            "in_id=a,c",
+        ] {
+            let parsed = ListQuery::parse(query).unwrap();
+            assert!(parsed.needs_only_metadata(), "{query}");
+            let ids: Vec<String> = parsed
+                .apply_raw(raw.clone())
+                .into_iter()
+                .map(|o| o.id)
+                .collect();
+            assert_eq!(ids, super::tests::ids(query, sample()), "{query}");
+        }
+        for query in ["n=5", "_sort=name", "_fields=name", "has_flag=true"] {
+            assert!(
+                !ListQuery::parse(query).unwrap().needs_only_metadata(),
+                "{query}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,18 @@ pub fn is_valid_account_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
 }
 
+/// Kinto's `resource_name` of a kind: the singular of its plural.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bucket => "bucket",
+        Kind::Group => "group",
+        Kind::Collection => "collection",
+        Kind::Record => "record",
+        Kind::Account => "account",
+        Kind::History => "history",
+    }
+}
+
 impl Resource {
     /// Parses a path below `/v1` (e.g. `/buckets/b/collections/c/records`).
     pub fn parse(path: &str) -> Result<Resource, KintoError> {
@@ -91,6 +103,11 @@ impl Resource {
                 parent: format!("/buckets/{}/collections/{}", checked(b)?, checked(c)?),
                 id: Some(checked(r)?),
             },
+            ["buckets", b, "history"] => Resource {
+                kind: Kind::History,
+                parent: format!("/buckets/{}", checked(b)?),
+                id: None,
+            },
             ["accounts"] => Resource {
                 kind: Kind::Account,
                 parent: String::new(),
@@ -102,7 +119,7 @@ impl Resource {
                 id: Some((*a).to_owned()),
             },
             ["accounts", a] => return Err(bad_id(a)),
-            _ => return Err(KintoError::not_found("path")),
+            _ => return Err(KintoError::unknown_path()),
         };
         Ok(resource)
     }
@@ -113,6 +130,11 @@ impl Resource {
             Some(id) => format!("{}/{}/{id}", self.parent, self.kind.plural()),
             None => format!("{}/{}", self.parent, self.kind.plural()),
         }
+    }
+
+    /// Kinto's `resource_name` of the object's kind (`bucket`, `record`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        kind_name(self.kind)
     }
 
     /// The same list's object with `id`.

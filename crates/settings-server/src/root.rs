@@ -88,6 +88,27 @@ pub async fn hello(
             serde_json::to_value(attachments).expect("serializes"),
         );
     }
+    // kinto-http.js and Kinto Admin call these endpoints only when the capability says so.
+    if state.settings.experimental_permissions_endpoint {
+        capabilities.insert(
+            "permissions_endpoint".to_owned(),
+            serde_json::to_value(Capability {
+                description: "The permissions endpoint can be used to list all user objects permissions.",
+                url: "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
+            })
+            .expect("serializes"),
+        );
+    }
+    if state.settings.flush_endpoint_enabled {
+        capabilities.insert(
+            "flush_endpoint".to_owned(),
+            serde_json::to_value(Capability {
+                description: "The __flush__ endpoint can be used to remove all data from all backends.",
+                url: "https://kinto.readthedocs.io/en/latest/api/1.x/flush.html",
+            })
+            .expect("serializes"),
+        );
+    }
     capabilities.extend(state.hooks.capabilities());
     let hello = Hello {
         project_name: "syncstack",

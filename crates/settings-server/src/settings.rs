@@ -20,13 +20,19 @@ pub struct KintoSettings {
     /// Serve `POST /v1/__flush__`, which deletes everything (tests only).
     pub flush_endpoint_enabled: bool,
     /// Who may create an account.
+    #[serde(deserialize_with = "principals")]
     pub account_create_principals: Vec<String>,
     /// Who may read and change every account (administrators).
+    #[serde(deserialize_with = "principals")]
     pub account_write_principals: Vec<String>,
     /// Who may create buckets.
+    #[serde(deserialize_with = "principals")]
     pub bucket_create_principals: Vec<String>,
     /// Serve `GET /v1/permissions`.
     pub experimental_permissions_endpoint: bool,
+    /// Keep each bucket's history at `/v1/buckets/{bid}/history` (Kinto's history plugin,
+    /// which Remote Settings runs and Kinto Admin reads): one more stored entry per write.
+    pub history_enabled: bool,
     /// Most requests in one `POST /v1/batch`.
     pub batch_max_requests: usize,
     /// Refuse every write.
@@ -59,6 +65,25 @@ pub struct KintoSettings {
     pub record_cache_maximum_expires_seconds: u64,
 }
 
+/// A list of principals: a sequence, or one string of principals separated by spaces,
+/// commas or new lines, as Kinto reads them (`SYNCSTACK_SETTINGS_BUCKET_CREATE_PRINCIPALS="system.Authenticated account:admin"`).
+fn principals<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Given::deserialize(deserializer)? {
+        Given::List(list) => list,
+        Given::Text(text) => text
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
 impl Default for KintoSettings {
     fn default() -> Self {
         KintoSettings {
@@ -71,6 +96,7 @@ impl Default for KintoSettings {
             account_write_principals: Vec::new(),
             bucket_create_principals: vec!["system.Authenticated".into()],
             experimental_permissions_endpoint: false,
+            history_enabled: true,
             batch_max_requests: 25,
             readonly: false,
             max_request_bytes: 1024 * 1024,
@@ -83,5 +109,30 @@ impl Default for KintoSettings {
             record_cache_minimum_expires_seconds: 60,
             record_cache_maximum_expires_seconds: 3600,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_are_a_list_or_kinto_text() {
+        let parsed: KintoSettings = serde_json::from_value(serde_json::json!({
+            "bucket_create_principals": "system.Authenticated  account:admin,group:x\naccount:b",
+            "account_write_principals": ["account:admin"],
+        }))
+        .unwrap();
+        assert_eq!(
+            parsed.bucket_create_principals,
+            [
+                "system.Authenticated",
+                "account:admin",
+                "group:x",
+                "account:b"
+            ]
+        );
+        assert_eq!(parsed.account_write_principals, ["account:admin"]);
+        assert_eq!(parsed.account_create_principals, ["system.Everyone"]);
     }
 }

@@ -6,7 +6,9 @@ use settings_store::SettingsStore;
 
 use crate::auth::AuthCache;
 use crate::changes::ChangesCache;
+use crate::history::Recorder;
 use crate::hooks::{Hooks, NoHooks};
+use crate::list_cache::ListCache;
 use crate::settings::KintoSettings;
 
 /// Shared state of the server.
@@ -20,6 +22,8 @@ pub struct SettingsState {
     pub auth_cache: Arc<AuthCache>,
     /// Cached bodies of the read endpoints, invalidated by every write.
     pub changes: Arc<ChangesCache>,
+    /// Bodies of lists read whole, while the list is unchanged.
+    pub lists: Arc<ListCache>,
     /// Plugins around writes (the review workflow).
     pub hooks: Arc<dyn Hooks>,
 }
@@ -32,13 +36,20 @@ impl SettingsState {
             settings: Arc::new(settings),
             auth_cache: Arc::new(AuthCache::default()),
             changes: Arc::new(ChangesCache::default()),
+            lists: Arc::new(ListCache::default()),
             hooks: Arc::new(NoHooks),
         }
+        .with_hooks(Arc::new(NoHooks))
     }
 
-    /// The same state with `hooks` around writes.
+    /// The same state with `hooks` around writes (and the history plugin around them, when
+    /// `history_enabled`).
     pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
-        self.hooks = hooks;
+        self.hooks = if self.settings.history_enabled {
+            Arc::new(Recorder::around(hooks))
+        } else {
+            hooks
+        };
         self
     }
 }

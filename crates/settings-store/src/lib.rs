@@ -36,6 +36,9 @@ pub enum Kind {
     Record,
     /// `/accounts/{id}`.
     Account,
+    /// `/buckets/{b}/history/{id}`: an entry of the bucket's history (Kinto's history
+    /// plugin), one per write of an object in the bucket.
+    History,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Collection => "collections",
             Kind::Record => "records",
             Kind::Account => "accounts",
+            Kind::History => "history",
         }
     }
 }
@@ -79,6 +83,65 @@ impl Object {
             map.insert("deleted".into(), Value::Bool(true));
         }
         Value::Object(map)
+    }
+}
+
+/// A stored object whose fields are left as the JSON text the database holds: a list that
+/// is answered as stored (no filter or sort on its fields) is copied through without
+/// parsing and re-serialising every object, which is most of what a large list costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawObject {
+    /// The object's id.
+    pub id: String,
+    /// When it was last written.
+    pub last_modified: i64,
+    /// Its fields as a JSON object's text, without `id` and `last_modified` (`{}` for a
+    /// tombstone).
+    pub data: String,
+    /// Whether this is a tombstone.
+    pub deleted: bool,
+}
+
+impl RawObject {
+    /// Appends the object as the API shows it (what [`Object::to_json`] gives, serialised)
+    /// to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let id = serde_json::to_string(&self.id).expect("a string serialises");
+        let fields = self.data.trim();
+        let inner = fields
+            .strip_prefix('{')
+            .and_then(|f| f.strip_suffix('}'))
+            .map(str::trim)
+            .unwrap_or("");
+        out.push(b'{');
+        if self.deleted {
+            out.extend_from_slice(b"\"deleted\":true,");
+        } else if !inner.is_empty() {
+            out.extend_from_slice(inner.as_bytes());
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"id\":");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b",\"last_modified\":");
+        out.extend_from_slice(self.last_modified.to_string().as_bytes());
+        out.push(b'}');
+    }
+
+    /// The object parsed.
+    pub fn parse(self) -> Result<Object, StoreError> {
+        let data = if self.deleted {
+            Map::new()
+        } else {
+            serde_json::from_str(&self.data).map_err(|e| {
+                StoreError::Backend(format!("object {:?} has invalid stored data: {e}", self.id))
+            })?
+        };
+        Ok(Object {
+            id: self.id,
+            last_modified: self.last_modified,
+            data,
+            deleted: self.deleted,
+        })
     }
 }
 
@@ -173,6 +236,26 @@ pub trait SettingsStore: Send + Sync + 'static {
         include_deleted: bool,
     ) -> Result<Vec<Object>, StoreError>;
 
+    /// The same objects as [`SettingsStore::list`], their fields left as stored JSON text.
+    async fn list_raw(
+        &self,
+        kind: Kind,
+        parent: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<RawObject>, StoreError> {
+        Ok(self
+            .list(kind, parent, include_deleted)
+            .await?
+            .into_iter()
+            .map(|o| RawObject {
+                data: serde_json::to_string(&o.data).expect("JSON serialises"),
+                id: o.id,
+                last_modified: o.last_modified,
+                deleted: o.deleted,
+            })
+            .collect())
+    }
+
     /// The list's timestamp: the highest `last_modified` it ever had (objects and
     /// tombstones), which does not go back when objects are deleted; 0 for a list never
     /// written.
@@ -224,4 +307,32 @@ pub trait SettingsStore: Send + Sync + 'static {
 
     /// Checks that the database answers.
     async fn check(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_objects_write_what_objects_show() {
+        let object = |data: &str, deleted: bool| RawObject {
+            id: "a\"b".into(),
+            last_modified: 7,
+            data: data.into(),
+            deleted,
+        };
+        for (raw, deleted) in [
+            (r#"{"x":[1,{"y":null}],"s":"}"}"#, false),
+            ("{}", false),
+            ("{ }", false),
+            (r#"{"k": 1}"#, false),
+            ("{}", true),
+        ] {
+            let raw = object(raw, deleted);
+            let mut out = Vec::new();
+            raw.write_json(&mut out);
+            let written: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(written, raw.clone().parse().unwrap().to_json(), "{raw:?}");
+        }
+    }
 }

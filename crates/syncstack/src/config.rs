@@ -489,7 +489,24 @@ mod tests {
             jail.set_env("SYNCSTACK_STORAGE__LIMITS__MAX_POST_RECORDS", "7");
             jail.set_env("SYNCSTACK_LISTEN", "127.0.0.1:9");
             jail.set_env("SYNCSTACK_SETTINGS_PAGINATE_BY", "25");
+            // Principals as Kinto operators write them: one, or several separated by spaces.
+            jail.set_env(
+                "SYNCSTACK_SETTINGS_ACCOUNT_CREATE_PRINCIPALS",
+                "system.Everyone",
+            );
+            jail.set_env(
+                "SYNCSTACK_SETTINGS_BUCKET_CREATE_PRINCIPALS",
+                "system.Authenticated account:admin",
+            );
             let settings = Settings::load(None, FlagOverrides::default()).unwrap();
+            assert_eq!(
+                settings.settings.account_create_principals,
+                ["system.Everyone"]
+            );
+            assert_eq!(
+                settings.settings.bucket_create_principals,
+                ["system.Authenticated", "account:admin"]
+            );
             assert_eq!(settings.storage.limits.max_post_records, 7);
             assert_eq!(settings.listen.port(), 9);
             assert_eq!(

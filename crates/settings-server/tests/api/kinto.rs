@@ -6,25 +6,27 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use settings_server::{KintoSettings, SettingsState};
 
-struct Server {
-    url: String,
-    http: reqwest::Client,
+pub(crate) struct Server {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    /// The server's state (its caches, for tests that look inside).
+    pub(crate) state: SettingsState,
     _dir: tempfile::TempDir,
     _schema: Option<postgres_support::TestSchema>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Server {
-    async fn start() -> Server {
+    pub(crate) async fn start() -> Server {
         Self::start_with(|_| {}).await
     }
 
-    async fn start_with(configure: impl FnOnce(&mut KintoSettings)) -> Server {
+    pub(crate) async fn start_with(configure: impl FnOnce(&mut KintoSettings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (store, schema) = crate::test_store(dir.path()).await;
         let mut settings = KintoSettings {
@@ -34,9 +36,10 @@ impl Server {
         };
         configure(&mut settings);
         let state = SettingsState::new(store, settings);
+        let served = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, settings_server::router(state)).await });
+        tokio::spawn(async move { axum::serve(listener, settings_server::router(served)).await });
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -44,12 +47,13 @@ impl Server {
         Server {
             url,
             http,
+            state,
             _dir: dir,
             _schema: schema,
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -79,16 +83,16 @@ impl Server {
         }
     }
 
-    async fn get(&self, path: &str, user: Option<&str>) -> Reply {
+    pub(crate) async fn get(&self, path: &str, user: Option<&str>) -> Reply {
         self.call(Method::GET, path, user, None, &[]).await
     }
 
-    async fn put(&self, path: &str, user: Option<&str>, body: Value) -> Reply {
+    pub(crate) async fn put(&self, path: &str, user: Option<&str>, body: Value) -> Reply {
         self.call(Method::PUT, path, user, Some(body), &[]).await
     }
 
     /// Creates an account `name` (password `<name>-password`).
-    async fn account(&self, name: &str) {
+    pub(crate) async fn account(&self, name: &str) {
         let reply = self
             .put(
                 &format!("/v1/accounts/{name}"),
@@ -102,14 +106,14 @@ impl Server {
 
 impl Reply {
     #[track_caller]
-    fn assert_error(&self, status: u16, errno: u64) {
+    pub(crate) fn assert_error(&self, status: u16, errno: u64) {
         assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
         assert_eq!(self.body["code"], status);
         assert_eq!(self.body["errno"], errno, "{:?}", self.body);
         assert!(self.body["error"].is_string() && self.body["message"].is_string());
     }
 
-    fn etag(&self) -> i64 {
+    pub(crate) fn etag(&self) -> i64 {
         self.headers["etag"]
             .to_str()
             .unwrap()
@@ -154,9 +158,12 @@ async fn accounts_and_authentication() {
         .send()
         .await
         .unwrap();
+    // As in Kinto, credentials that do not authenticate make an anonymous caller, who is
+    // asked to authenticate (104, with a challenge) where that is not enough.
     assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"Realm\"");
     let body: Value = wrong.json().await.unwrap();
-    assert_eq!(body["errno"], 105);
+    assert_eq!(body["errno"], 104);
     server.account("bob").await;
     server
         .get("/v1/accounts/alice", Some("bob"))
@@ -165,7 +172,7 @@ async fn accounts_and_authentication() {
     let missing_password = server
         .put("/v1/accounts/carol", None, json!({"data": {}}))
         .await;
-    missing_password.assert_error(400, 109);
+    missing_password.assert_error(400, 107);
 }
 
 #[tokio::test]
@@ -220,7 +227,7 @@ async fn buckets_collections_records_and_permissions() {
     server
         .put("/v1/buckets/b", None, json!({}))
         .await
-        .assert_error(403, 121);
+        .assert_error(401, 104);
     let bucket = server.put("/v1/buckets/b", Some("alice"), json!({})).await;
     assert_eq!(bucket.status, 201);
     assert!(
@@ -262,7 +269,7 @@ async fn buckets_collections_records_and_permissions() {
     server
         .get("/v1/buckets/b/collections/c/records/nope", Some("alice"))
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
     // Share the collection for reading with everyone.
     let shared = server
         .call(
@@ -326,7 +333,7 @@ async fn buckets_collections_records_and_permissions() {
             json!({}),
         )
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
 }
 
 #[tokio::test]
@@ -396,7 +403,7 @@ async fn post_patch_delete_and_tombstones() {
     server
         .get(&object, Some("alice"))
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
     let since = server
         .get(&format!("{path}?_since={before_delete}"), Some("alice"))
         .await;
@@ -576,15 +583,15 @@ async fn bad_input_gets_kinto_errors() {
         .await
         .unwrap();
     assert_eq!(not_json.status(), 400);
-    assert_eq!(not_json.json::<Value>().await.unwrap()["errno"], 106);
+    assert_eq!(not_json.json::<Value>().await.unwrap()["errno"], 107);
     server
         .put("/v1/buckets/b", Some("alice"), json!({"data": []}))
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     server
         .put("/v1/buckets/b", Some("alice"), json!({"unknown": 1}))
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     server
         .put("/v1/buckets/-bad", Some("alice"), json!({}))
         .await
@@ -596,7 +603,7 @@ async fn bad_input_gets_kinto_errors() {
             json!({"permissions": {"delete": ["x"]}}),
         )
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     assert!(
         server.get("/v1/buckets", Some("alice")).await.body["data"]
             .as_array()
@@ -632,7 +639,7 @@ async fn deleting_a_bucket_deletes_everything_in_it() {
     server
         .get("/v1/buckets/b/collections/c", Some("alice"))
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -862,14 +869,14 @@ async fn collection_changesets() {
             None,
         )
         .await
-        .assert_error(403, 121);
+        .assert_error(401, 104);
     server
         .get(
             "/v1/buckets/main/collections/nope/changeset?_expected=0",
             Some("editor"),
         )
         .await
-        .assert_error(404, 111);
+        .assert_error(404, 110);
 }
 
 #[tokio::test]
@@ -909,7 +916,7 @@ async fn batch_runs_each_request_with_the_batch_credentials() {
             &[],
         )
         .await;
-    assert_eq!(anonymous.body["responses"][0]["status"], 403);
+    assert_eq!(anonymous.body["responses"][0]["status"], 401);
     let too_many = json!({"requests": (0..26).map(|i| json!({"path": format!("/buckets/b{i}")})).collect::<Vec<_>>()});
     server
         .call(
@@ -920,7 +927,7 @@ async fn batch_runs_each_request_with_the_batch_credentials() {
             &[],
         )
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
 }
 
 #[tokio::test]
@@ -965,7 +972,7 @@ async fn json_patch_edits_data_and_permissions() {
             &[("content-type", "application/json-patch+json")],
         )
         .await
-        .assert_error(400, 109);
+        .assert_error(400, 107);
     let listed = server.get("/v1/permissions", Some("alice")).await;
     let entry = listed.body["data"]
         .as_array()

@@ -6,7 +6,9 @@
 //! `SYNCSTACK_TEST_POSTGRES_URL` set, every test runs on PostgreSQL instead, each in its own
 //! schema (`scripts/test` runs the binary a second time that way when PostgreSQL is there).
 
+mod compat;
 mod firefox;
+mod history;
 mod kinto;
 mod workflow;
 

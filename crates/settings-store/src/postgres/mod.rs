@@ -37,7 +37,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::types::ToSql;
 
-use crate::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, StoreLock, Write};
+use crate::{
+    Kind, Object, Permissions, Precondition, RawObject, SettingsStore, StoreError, StoreLock, Write,
+};
 
 /// A [`SettingsStore`] on a PostgreSQL database.
 #[derive(Clone)]
@@ -139,6 +141,15 @@ impl SettingsStore for PostgresSettingsStore {
         include_deleted: bool,
     ) -> Result<Vec<Object>, StoreError> {
         objects::list(&self.client().await?, kind, parent, include_deleted).await
+    }
+
+    async fn list_raw(
+        &self,
+        kind: Kind,
+        parent: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<RawObject>, StoreError> {
+        objects::list_raw(&self.client().await?, kind, parent, include_deleted).await
     }
 
     async fn timestamp(&self, kind: Kind, parent: &str) -> Result<i64, StoreError> {

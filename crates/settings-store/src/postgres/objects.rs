@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::{execute, perms, query};
 use crate::rules::{check, next_timestamp, under, uri};
-use crate::{Kind, Object, Precondition, StoreError, Write};
+use crate::{Kind, Object, Precondition, RawObject, StoreError, Write};
 
 /// The database server's clock in milliseconds, as an SQL expression.
 const NOW_MS: &str = "FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -66,6 +66,31 @@ pub async fn list(
     )
     .await?;
     rows.iter().map(object_from_row).collect()
+}
+
+/// The objects of a list, their data as the text PostgreSQL gives for it.
+pub async fn list_raw(
+    client: &impl GenericClient,
+    kind: Kind,
+    parent: &str,
+    include_deleted: bool,
+) -> Result<Vec<RawObject>, StoreError> {
+    let rows = query(
+        client,
+        "SELECT id, last_modified, data::TEXT, deleted FROM objects \
+         WHERE kind = $1 AND parent = $2 AND ($3 OR NOT deleted) ORDER BY id",
+        &[&kind.plural(), &parent, &include_deleted],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| RawObject {
+            id: row.get(0),
+            last_modified: row.get(1),
+            data: row.get(2),
+            deleted: row.get(3),
+        })
+        .collect())
 }
 
 /// The list's timestamp, 0 for a list never written.

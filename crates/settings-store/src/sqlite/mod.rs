@@ -72,7 +72,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::{Kind, Object, Permissions, Precondition, SettingsStore, StoreError, StoreLock, Write};
+use crate::{
+    Kind, Object, Permissions, Precondition, RawObject, SettingsStore, StoreError, StoreLock, Write,
+};
 
 /// A [`SettingsStore`] on one SQLite database file.
 #[derive(Clone)]
@@ -182,6 +184,17 @@ impl SettingsStore for SqliteSettingsStore {
     ) -> Result<Vec<Object>, StoreError> {
         let parent = parent.to_owned();
         self.with_conn(move |conn| objects::list(conn, kind, &parent, include_deleted))
+            .await
+    }
+
+    async fn list_raw(
+        &self,
+        kind: Kind,
+        parent: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<RawObject>, StoreError> {
+        let parent = parent.to_owned();
+        self.with_conn(move |conn| objects::list_raw(conn, kind, &parent, include_deleted))
             .await
     }
 

@@ -7,42 +7,16 @@ use serde_json::Map;
 
 use super::{backend, perms};
 use crate::rules::{check, next_timestamp, under, uri};
-use crate::{Kind, Object, Precondition, StoreError, Write};
-
-/// An `objects` row before its JSON is parsed.
-struct Raw {
-    id: String,
-    last_modified: i64,
-    data: String,
-    deleted: bool,
-}
+use crate::{Kind, Object, Precondition, RawObject, StoreError, Write};
 
 /// Reads a row selected as `id, last_modified, data, deleted`.
-fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
-    Ok(Raw {
+fn raw(row: &Row<'_>) -> rusqlite::Result<RawObject> {
+    Ok(RawObject {
         id: row.get(0)?,
         last_modified: row.get(1)?,
         data: row.get(2)?,
         deleted: row.get::<_, i64>(3)? != 0,
     })
-}
-
-impl Raw {
-    fn parse(self) -> Result<Object, StoreError> {
-        let data = if self.deleted {
-            Map::new()
-        } else {
-            serde_json::from_str(&self.data).map_err(|e| {
-                StoreError::Backend(format!("object {:?} has invalid stored data: {e}", self.id))
-            })?
-        };
-        Ok(Object {
-            id: self.id,
-            last_modified: self.last_modified,
-            data,
-            deleted: self.deleted,
-        })
-    }
 }
 
 /// One live object.
@@ -61,7 +35,7 @@ pub fn get(
             .optional()
     })
     .map_err(backend)?
-    .map(Raw::parse)
+    .map(RawObject::parse)
     .transpose()
 }
 
@@ -81,6 +55,19 @@ pub fn list(
     parent: &str,
     include_deleted: bool,
 ) -> Result<Vec<Object>, StoreError> {
+    list_raw(conn, kind, parent, include_deleted)?
+        .into_iter()
+        .map(RawObject::parse)
+        .collect()
+}
+
+/// The objects of a list, their data unparsed.
+pub fn list_raw(
+    conn: &Connection,
+    kind: Kind,
+    parent: &str,
+    include_deleted: bool,
+) -> Result<Vec<RawObject>, StoreError> {
     let sql = if include_deleted {
         "SELECT id, last_modified, data, deleted FROM objects \
          WHERE kind = ?1 AND parent = ?2 ORDER BY id"
@@ -92,8 +79,7 @@ pub fn list(
     let rows = stmt
         .query_map(params![kind.plural(), parent], raw)
         .map_err(backend)?;
-    rows.map(|row| row.map_err(backend).and_then(Raw::parse))
-        .collect()
+    rows.map(|row| row.map_err(backend)).collect()
 }
 
 /// The list's timestamp, 0 for a list never written.

@@ -297,6 +297,36 @@ async fn json_values_round_trip() {
 }
 
 #[tokio::test]
+async fn raw_lists_hold_the_same_objects_as_parsed_ones() {
+    for b in backends().await {
+        let s = &*b.store;
+        put(
+            s,
+            record("a", json!({"unicode": "é✓\u{0}\"", "n": [1, 2.5]})),
+        )
+        .await;
+        put(s, record("b", json!({}))).await;
+        put(s, record("c", json!({"x": 1}))).await;
+        del(s, Kind::Record, C, "c").await;
+        for include_deleted in [false, true] {
+            let parsed = by_id(s.list(Kind::Record, C, include_deleted).await.unwrap());
+            let mut raw = s.list_raw(Kind::Record, C, include_deleted).await.unwrap();
+            raw.sort_by(|x, y| x.id.cmp(&y.id));
+            let written: Vec<Value> = raw
+                .iter()
+                .map(|o| {
+                    let mut out = Vec::new();
+                    o.write_json(&mut out);
+                    serde_json::from_slice(&out).unwrap()
+                })
+                .collect();
+            let shown: Vec<Value> = parsed.iter().map(Object::to_json).collect();
+            assert_eq!(written, shown, "{} {include_deleted}", b.name);
+        }
+    }
+}
+
+#[tokio::test]
 async fn put_preconditions() {
     for b in backends().await {
         let (s, n) = (&*b.store, b.name);

@@ -8,7 +8,19 @@ use crate::process::Node;
 #[tokio::test]
 async fn the_kinto_api_is_served_and_configured_by_kinto_names() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Node::start_in(dir.path(), &[], &[("SYNCSTACK_SETTINGS_PAGINATE_BY", "2")]).await;
+    let server = Node::start_in(
+        dir.path(),
+        &[],
+        &[
+            ("SYNCSTACK_SETTINGS_PAGINATE_BY", "2"),
+            // Principals as Kinto operators write them.
+            (
+                "SYNCSTACK_SETTINGS_ACCOUNT_CREATE_PRINCIPALS",
+                "system.Everyone",
+            ),
+        ],
+    )
+    .await;
     let http = reqwest::Client::new();
     let base = format!("{}/v1", server.url);
     let put = |path: &str, body: Value| {
@@ -63,6 +75,11 @@ async fn the_kinto_api_is_served_and_configured_by_kinto_names() {
         .await
         .unwrap();
     assert_eq!(hello["http_api_version"], "1.23");
+    // Beside the other services, an unknown path under /v1 still gets Kinto's 404.
+    let unknown = http.get(format!("{base}/nothing")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["errno"], 111);
     server.stop().await;
 }
 
