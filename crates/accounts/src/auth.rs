@@ -13,11 +13,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
+use axum::extract::OriginalUri;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
-use sync_proto::hawk::{self, HawkHeader, RequestTarget};
+use sync_proto::hawk::{self, HawkHeader};
 
 use crate::ApiError;
 use crate::onepw::{TokenKind, id_hash};
@@ -134,50 +135,26 @@ async fn lookup(
         .ok_or(ApiError::InvalidToken("unknown or destroyed token"))
 }
 
-/// Checks the MAC against the public URL (host, port, path prefix), then against the
-/// request as received, so that both a proxy that strips a prefix and a direct request
-/// verify.
+/// Checks the MAC against the public URL, then against the request as received.
 fn mac_matches(service: &AccountsService, parts: &Parts, header: &HawkHeader, key: &[u8]) -> bool {
-    let public = &service.inner.public_url;
-    let method = parts.method.as_str();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    let prefix = public.path().trim_end_matches('/');
-    let public_path = format!("{prefix}{path_and_query}");
-    if let (Some(host), Some(port)) = (public.host_str(), public.port_or_known_default()) {
-        let target = RequestTarget {
-            method,
-            path_and_query: &public_path,
-            host,
-            port,
-        };
-        if hawk::verify_mac(key, header, &target) {
-            return true;
-        }
-    }
-    let Some(host_header) = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    else {
-        return false;
-    };
-    let default_port = if public.scheme() == "https" { 443 } else { 80 };
-    let (host, port) = match host_header.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => match port.parse() {
-            Ok(port) => (host, port),
-            Err(_) => return false,
-        },
-        _ => (host_header, default_port),
-    };
-    let target = RequestTarget {
-        method,
+    let original = parts
+        .extensions
+        .get::<OriginalUri>()
+        .and_then(|uri| uri.0.path_and_query().map(|pq| pq.as_str().to_owned()))
+        .unwrap_or_else(|| path_and_query.to_owned());
+    let request = hawk::ReceivedRequest {
+        method: parts.method.as_str(),
         path_and_query,
-        host,
-        port,
+        original_path_and_query: &original,
+        host_header: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
     };
-    hawk::verify_mac(key, header, &target)
+    hawk::verify_mac_behind(key, header, &service.inner.public_url, &request)
 }

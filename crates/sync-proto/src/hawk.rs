@@ -124,6 +124,65 @@ pub struct RequestTarget<'a> {
     pub port: u16,
 }
 
+/// A request as a server received it, for [`verify_mac_behind`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedRequest<'a> {
+    /// Upper-case HTTP method.
+    pub method: &'a str,
+    /// Path and query as routed (after a proxy may have stripped a prefix).
+    pub path_and_query: &'a str,
+    /// Path and query before any nesting in the server's own router.
+    pub original_path_and_query: &'a str,
+    /// The `Host` header, if any.
+    pub host_header: Option<&'a str>,
+}
+
+/// Checks the MAC of a request that a client may have signed for the server's public URL
+/// (host, port and path prefix, when a reverse proxy publishes it) or for the address it
+/// reached directly: the public URL is tried first, then the request as received.
+pub fn verify_mac_behind(
+    key: &[u8],
+    header: &HawkHeader,
+    public_url: &url::Url,
+    request: &ReceivedRequest<'_>,
+) -> bool {
+    let prefix = public_url.path().trim_end_matches('/');
+    let public_path = format!("{prefix}{}", request.path_and_query);
+    if let (Some(host), Some(port)) = (public_url.host_str(), public_url.port_or_known_default()) {
+        let target = RequestTarget {
+            method: request.method,
+            path_and_query: &public_path,
+            host,
+            port,
+        };
+        if verify_mac(key, header, &target) {
+            return true;
+        }
+    }
+    let Some(host_header) = request.host_header else {
+        return false;
+    };
+    let default_port = if public_url.scheme() == "https" {
+        443
+    } else {
+        80
+    };
+    let (host, port) = match host_header.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => match port.parse() {
+            Ok(port) => (host, port),
+            Err(_) => return false,
+        },
+        _ => (host_header, default_port),
+    };
+    let target = RequestTarget {
+        method: request.method,
+        path_and_query: request.original_path_and_query,
+        host,
+        port,
+    };
+    verify_mac(key, header, &target)
+}
+
 /// Builds the normalized string that the MAC signs.
 pub fn normalized_string(header: &HawkHeader, target: &RequestTarget<'_>) -> String {
     format!(

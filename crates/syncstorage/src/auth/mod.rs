@@ -24,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sync_proto::WeaveError;
-use sync_proto::hawk::{self, HawkHeader, RequestTarget};
+use sync_proto::hawk::{self, HawkHeader};
 use sync_proto::token;
 
 pub use nonce::NonceCache;
@@ -140,55 +140,28 @@ async fn authenticate(state: &AppState, request: Request) -> Result<Request, Api
     Ok(Request::from_parts(parts, body))
 }
 
-/// Tries the public URL first, then the request as received.
+/// Checks the MAC against the public URL, then against the request as received.
 fn mac_matches(state: &AppState, parts: &Parts, header: &HawkHeader, key: &[u8]) -> bool {
-    let public = &state.settings.public_url;
-    let method = parts.method.as_str();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    let prefix = public.path().trim_end_matches('/');
-    let public_path = format!("{prefix}{path_and_query}");
-    if let (Some(host), Some(port)) = (public.host_str(), public.port_or_known_default()) {
-        let target = RequestTarget {
-            method,
-            path_and_query: &public_path,
-            host,
-            port,
-        };
-        if hawk::verify_mac(key, header, &target) {
-            return true;
-        }
-    }
     let original = parts
         .extensions
         .get::<OriginalUri>()
         .and_then(|uri| uri.0.path_and_query().map(|pq| pq.as_str().to_owned()))
         .unwrap_or_else(|| path_and_query.to_owned());
-    let Some(host_header) = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    else {
-        return false;
+    let request = hawk::ReceivedRequest {
+        method: parts.method.as_str(),
+        path_and_query,
+        original_path_and_query: &original,
+        host_header: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
     };
-    let default_port = if public.scheme() == "https" { 443 } else { 80 };
-    let (host, port) = match host_header.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => match port.parse() {
-            Ok(port) => (host, port),
-            Err(_) => return false,
-        },
-        _ => (host_header, default_port),
-    };
-    let target = RequestTarget {
-        method,
-        path_and_query: &original,
-        host,
-        port,
-    };
-    hawk::verify_mac(key, header, &target)
+    hawk::verify_mac_behind(key, header, &state.settings.public_url, &request)
 }
 
 /// Reads a body, refusing it with 413 as soon as it passes `limit` bytes.
