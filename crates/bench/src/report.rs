@@ -10,6 +10,7 @@ use serde::Serialize;
 pub struct OpStats {
     latency_us: Histogram<u64>,
     errors: u64,
+    retries: u64,
 }
 
 impl OpStats {
@@ -18,6 +19,7 @@ impl OpStats {
             latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)
                 .expect("valid histogram bounds"),
             errors: 0,
+            retries: 0,
         }
     }
 }
@@ -39,12 +41,19 @@ impl Recorder {
         }
     }
 
+    /// Counts `count` requests of `op` sent again because the server said when to retry
+    /// (503 or 429 with `Retry-After`), as real clients do.
+    pub fn record_retries(&mut self, op: &'static str, count: u64) {
+        self.ops.entry(op).or_insert_with(OpStats::new).retries += count;
+    }
+
     /// Adds another recorder's figures.
     pub fn merge(&mut self, other: Recorder) {
         for (op, stats) in other.ops {
             let mine = self.ops.entry(op).or_insert_with(OpStats::new);
             let _ = mine.latency_us.add(&stats.latency_us);
             mine.errors += stats.errors;
+            mine.retries += stats.retries;
         }
     }
 
@@ -54,7 +63,7 @@ impl Recorder {
         let secs = elapsed.as_secs_f64();
         self.ops
             .iter()
-            .map(|(op, stats)| row(op, &stats.latency_us, stats.errors, secs))
+            .map(|(op, stats)| row(op, stats, secs))
             .collect()
     }
 
@@ -63,21 +72,29 @@ impl Recorder {
         let secs = elapsed.as_secs_f64();
         let mut rows = self.operation_rows(elapsed);
         let mut all = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
-        let mut errors = 0;
+        let (mut errors, mut retries) = (0, 0);
         for stats in self.ops.values() {
             let _ = all.add(&stats.latency_us);
             errors += stats.errors;
+            retries += stats.retries;
         }
-        rows.push(row("all", &all, errors, secs));
+        let all = OpStats {
+            latency_us: all,
+            errors,
+            retries,
+        };
+        rows.push(row("all", &all, secs));
         rows
     }
 }
 
-fn row(op: &str, histogram: &Histogram<u64>, errors: u64, secs: f64) -> Row {
+fn row(op: &str, stats: &OpStats, secs: f64) -> Row {
+    let histogram = &stats.latency_us;
     Row {
         operation: op.to_owned(),
         requests: histogram.len(),
-        errors,
+        errors: stats.errors,
+        retries: stats.retries,
         requests_per_sec: histogram.len() as f64 / secs,
         p50_ms: histogram.value_at_quantile(0.50) as f64 / 1000.0,
         p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
@@ -91,6 +108,7 @@ pub struct Row {
     operation: String,
     requests: u64,
     errors: u64,
+    retries: u64,
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -100,12 +118,19 @@ pub struct Row {
 /// Renders rows as a Markdown table.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| operation | requests | errors | req/s | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "| operation | requests | errors | retries | req/s | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
-            r.operation, r.requests, r.errors, r.requests_per_sec, r.p50_ms, r.p99_ms, r.max_ms
+            "| {} | {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
+            r.operation,
+            r.requests,
+            r.errors,
+            r.retries,
+            r.requests_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms
         ));
     }
     out

@@ -12,6 +12,10 @@
 //! | `post_100` | 20 | uploads 100 records of ~500 bytes to `forms` |
 //! | `batch_upload` | 10 | uploads 150 records to `bookmarks` as batch=true, append, commit |
 //! | `delete_ids` | 10 | deletes 5 records of `forms` by id |
+//!
+//! A 503 or 429 with `Retry-After` is answered as real clients do: the request is sent again
+//! after that pause (at most 5 times). The pause counts in the operation's latency, and the
+//! retries are reported per operation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +77,24 @@ struct Bench {
     base: Url,
     users: Vec<User>,
     payload: String,
+}
+
+/// Most times one request is sent again after a `Retry-After`.
+const MAX_RETRIES: u32 = 5;
+/// Longest pause honoured from a `Retry-After`.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(30);
+
+/// The pause a 503 or 429 asks for (`Retry-After` in seconds), capped; `None` without one.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let seconds: u64 = response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_PAUSE))
 }
 
 const WEIGHTS: [(&str, u32); 6] = [
@@ -149,10 +171,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 };
                 counter += 1;
                 let began = Instant::now();
+                let retries = AtomicU64::new(0);
                 let ok = bench
-                    .operation(op, user, worker as u64 * 1_000_000 + counter)
+                    .operation(op, user, worker as u64 * 1_000_000 + counter, &retries)
                     .await;
                 recorder.record(op, began.elapsed(), ok);
+                recorder.record_retries(op, retries.into_inner());
                 progress.fetch_add(1, Ordering::Relaxed);
             }
             recorder
@@ -189,7 +213,6 @@ fn mint(secret: &MasterSecret, uid: u64, node: &str) -> Token {
     payload.fxa_kid = Some(format!("{:013}-{}", 1, "AAAAAAAAAAAAAAAAAAAAAA"));
     payload.hashed_fxa_uid = Some(format!("{uid:032x}"));
     payload.hashed_device_id = Some(format!("{uid:032x}"));
-    payload.tokenserver_origin = Some("syncstack-bench".into());
     token::mint(secret, &payload)
 }
 
@@ -200,8 +223,9 @@ async fn setup(bench: &Bench, options: &Options) -> anyhow::Result<()> {
         "setup {bar:40} {pos}/{len} users ({msg})",
     )?);
     bar.set_message(format!("{} records each", options.full_records));
+    let retries = AtomicU64::new(0);
     for user in &bench.users {
-        let (status, _, _) = bench.send(user, Method::DELETE, "", None).await?;
+        let (status, _, _) = bench.send(user, Method::DELETE, "", None, &retries).await?;
         if !status.is_success() {
             bail!(
                 "DELETE of user {}'s storage answered {status}: are the secret and node URL right?",
@@ -215,7 +239,13 @@ async fn setup(bench: &Bench, options: &Options) -> anyhow::Result<()> {
                 )
                 .collect();
             let (status, _, _) = bench
-                .send(user, Method::POST, "/storage/history", Some(json!(records)))
+                .send(
+                    user,
+                    Method::POST,
+                    "/storage/history",
+                    Some(json!(records)),
+                    &retries,
+                )
                 .await?;
             if status != StatusCode::OK {
                 bail!("setup POST for user {} answered {status}", user.uid);
@@ -228,14 +258,55 @@ async fn setup(bench: &Bench, options: &Options) -> anyhow::Result<()> {
 }
 
 impl Bench {
-    /// Signs and sends one request; returns status, `X-Last-Modified` and body.
+    /// Signs and sends one request, again after the pause the server asks for (503 or 429
+    /// with `Retry-After`, as Mozilla's node answers back-to-back writes of one user), at
+    /// most [`MAX_RETRIES`] times, counting each retry in `retries`; returns status,
+    /// `X-Last-Modified` and body.
     async fn send(
         &self,
         user: &User,
         method: Method,
         rest: &str,
         body: Option<Value>,
+        retries: &AtomicU64,
     ) -> anyhow::Result<(StatusCode, Option<String>, Vec<u8>)> {
+        let mut attempt = 0;
+        loop {
+            let response = self
+                .send_once(user, method.clone(), rest, body.as_ref())
+                .await?;
+            let pause = match response.status() {
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+                    if attempt < MAX_RETRIES =>
+                {
+                    retry_after(&response)
+                }
+                _ => None,
+            };
+            let Some(pause) = pause else {
+                let status = response.status();
+                let last_modified = response
+                    .headers()
+                    .get("x-last-modified")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response.bytes().await?;
+                return Ok((status, last_modified, body.to_vec()));
+            };
+            attempt += 1;
+            retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Signs (afresh: new nonce and time) and sends one request.
+    async fn send_once(
+        &self,
+        user: &User,
+        method: Method,
+        rest: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::Response> {
         let url = Url::parse(&format!("{}1.5/{}{rest}", with_slash(&self.base), user.uid))?;
         let path = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -254,30 +325,22 @@ impl Bench {
             .request(method, url)
             .header("authorization", authorization);
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
-        let response = request.send().await?;
-        let status = response.status();
-        let last_modified = response
-            .headers()
-            .get("x-last-modified")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.bytes().await?;
-        Ok((status, last_modified, body.to_vec()))
+        Ok(request.send().await?)
     }
 
     /// Runs one operation; whether every request got the expected status.
-    async fn operation(&self, op: &str, user: &User, n: u64) -> bool {
+    async fn operation(&self, op: &str, user: &User, n: u64, retries: &AtomicU64) -> bool {
         let result = match op {
             "info_collections" => {
-                self.expect(user, Method::GET, "/info/collections", None, 200)
+                self.expect(retries, user, Method::GET, "/info/collections", None, 200)
                     .await
             }
             "get_newer" => {
                 let since = user.last_sync.lock().await.clone();
                 let path = format!("/storage/forms?full=1&newer={since}");
-                match self.send(user, Method::GET, &path, None).await {
+                match self.send(user, Method::GET, &path, None, retries).await {
                     Ok((status, last_modified, _)) if status == StatusCode::OK => {
                         if let Some(ts) = last_modified {
                             *user.last_sync.lock().await = ts;
@@ -289,11 +352,19 @@ impl Bench {
                 }
             }
             "get_full_1000" => {
-                self.expect(user, Method::GET, "/storage/history?full=1", None, 200)
-                    .await
+                self.expect(
+                    retries,
+                    user,
+                    Method::GET,
+                    "/storage/history?full=1",
+                    None,
+                    200,
+                )
+                .await
             }
             "post_100" => {
                 self.expect(
+                    retries,
                     user,
                     Method::POST,
                     "/storage/forms",
@@ -302,7 +373,7 @@ impl Bench {
                 )
                 .await
             }
-            "batch_upload" => self.batch_upload(user, n).await,
+            "batch_upload" => self.batch_upload(user, n, retries).await,
             "delete_ids" => {
                 let ids: Vec<String> = {
                     let mut rng = rand::rng();
@@ -311,7 +382,8 @@ impl Bench {
                         .collect()
                 };
                 let path = format!("/storage/forms?ids={}", ids.join(","));
-                self.expect(user, Method::DELETE, &path, None, 200).await
+                self.expect(retries, user, Method::DELETE, &path, None, 200)
+                    .await
             }
             _ => Ok(false),
         };
@@ -320,13 +392,14 @@ impl Bench {
 
     async fn expect(
         &self,
+        retries: &AtomicU64,
         user: &User,
         method: Method,
         rest: &str,
         body: Option<Value>,
         want: u16,
     ) -> anyhow::Result<bool> {
-        let (status, _, _) = self.send(user, method, rest, body).await?;
+        let (status, _, _) = self.send(user, method, rest, body, retries).await?;
         Ok(status.as_u16() == want)
     }
 
@@ -345,7 +418,7 @@ impl Bench {
         )
     }
 
-    async fn batch_upload(&self, user: &User, n: u64) -> anyhow::Result<bool> {
+    async fn batch_upload(&self, user: &User, n: u64, retries: &AtomicU64) -> anyhow::Result<bool> {
         let chunk = |part: usize| -> Value {
             json!(
                 (0..50)
@@ -360,6 +433,7 @@ impl Bench {
                 Method::POST,
                 &url("batch=true".into()),
                 Some(chunk(0)),
+                retries,
             )
             .await?;
         if status != StatusCode::ACCEPTED {
@@ -377,6 +451,7 @@ impl Bench {
                 Method::POST,
                 &url(format!("batch={batch}")),
                 Some(chunk(1)),
+                retries,
             )
             .await?;
         if status != StatusCode::ACCEPTED {
@@ -388,6 +463,7 @@ impl Bench {
                 Method::POST,
                 &url(format!("batch={batch}&commit=true")),
                 Some(chunk(2)),
+                retries,
             )
             .await?;
         Ok(status == StatusCode::OK)

@@ -70,6 +70,6 @@ pub mod verify;
 pub use canonical::canonical_json;
 pub use error::{CanonicalError, PkiError, VerifyError};
 pub use message::{PREFIX, signed_message, signed_payload, signed_payload_of};
-pub use pki::{DevPki, init_dev_pki, issue_signer};
+pub use pki::{DevPki, IssuerChain, init_dev_pki, issue_signer, read_issuer_chain};
 pub use sign::Signer;
 pub use verify::{LeafCert, verify, verify_chain, verify_signature};

@@ -37,6 +37,9 @@ use time::OffsetDateTime;
 use crate::PkiError;
 use crate::fingerprint;
 
+mod external;
+pub use external::{IssuerChain, read_issuer_chain};
+
 /// How far certificates are backdated to tolerate client clock skew (10 minutes).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
@@ -157,10 +160,11 @@ pub fn init_dev_pki(
 }
 
 /// Issues a new signer certificate and key for `signer_name` from an existing
-/// intermediate (key rotation), valid from `not_before` to `not_after` (Unix seconds,
+/// intermediate (key rotation, or a CA of the operator's: see [`read_issuer_chain`]), valid from `not_before` to `not_after` (Unix seconds,
 /// used as given: no clock-skew backdating is added).
 ///
-/// Returns `(cert_pem, key_pem)`; the new chain is `cert_pem` followed by the intermediate
+/// The intermediate's key may be PKCS#8 or SEC1 (`EC PRIVATE KEY`). Returns
+/// `(cert_pem, key_pem)`; the new chain is `cert_pem` followed by the intermediate
 /// and root PEMs. The name is not checked against the intermediate's constraints here:
 /// a signer outside them is issued, and refused by verification.
 pub fn issue_signer(
@@ -229,7 +233,8 @@ fn issue(
 }
 
 fn load_issuer(cert_pem: &str, key_pem: &str) -> Result<Issuer<'static, KeyPair>, PkiError> {
-    let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::Key(e.to_string()))?;
+    let key = KeyPair::from_pem(&external::pkcs8_key_pem(key_pem)?)
+        .map_err(|e| PkiError::Key(e.to_string()))?;
     if !key.is_compatible(&PKCS_ECDSA_P384_SHA384) {
         return Err(PkiError::Key("the intermediate key is not P-384".into()));
     }

@@ -78,7 +78,8 @@ pub struct TokenPayload {
     /// Hash of the device id, for metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashed_device_id: Option<String>,
-    /// Which implementation minted the token.
+    /// Which implementation minted the token: `"python"` or `"rust"`, the only values
+    /// Mozilla's storage nodes accept (they refuse a token naming anything else with 401).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenserver_origin: Option<String>,
 }
@@ -93,6 +94,9 @@ fn serialize_expires<S: serde::Serializer>(
         serializer.serialize_f64(*expires)
     }
 }
+
+/// The `tokenserver_origin` syncstack writes into the tokens it mints.
+pub const TOKENSERVER_ORIGIN: &str = "rust";
 
 impl TokenPayload {
     /// A payload for `uid` on `node`, valid for `duration_secs` from now, with a fresh salt.
@@ -112,7 +116,9 @@ impl TokenPayload {
             fxa_kid: None,
             hashed_fxa_uid: None,
             hashed_device_id: None,
-            tokenserver_origin: Some("syncstack".to_owned()),
+            // What Mozilla's Rust token server writes, so that its storage nodes accept
+            // tokens minted here (a token server of ours in front of their nodes).
+            tokenserver_origin: Some(TOKENSERVER_ORIGIN.to_owned()),
         }
     }
 }

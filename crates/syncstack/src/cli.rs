@@ -169,7 +169,9 @@ pub struct SettingsSource {
 pub enum PkiCommand {
     /// Create a root, an intermediate and a signer certificate with their keys, and print
     /// the root's SHA-256 that clients pin. `serve` signs with them when they are in
-    /// <data_dir>/signer/ (the default --out).
+    /// <data_dir>/signer/ (the default --out). With --intermediate-cert and
+    /// --intermediate-key, issue the signer under that existing CA instead (your
+    /// organization's, or the one Firefox trusts for local servers).
     Init {
         /// The signer name (DNS name) in the certificate. Default: signer.signer_name.
         #[arg(long)]
@@ -183,6 +185,15 @@ pub enum PkiCommand {
         /// Replace existing files (clients pinning the old root will refuse the new one).
         #[arg(long)]
         force: bool,
+        /// PEM file of an existing CA to issue the signer under, optionally followed by
+        /// the certificates above it up to the root (put the root in: clients that pin it
+        /// need it in the chain). Copied into --out, so `renew` keeps using it.
+        #[arg(long, value_name = "FILE", requires = "intermediate_key")]
+        intermediate_cert: Option<PathBuf>,
+        /// That CA's private key (P-384; PKCS#8 or SEC1 PEM). Copied into --out with mode
+        /// 0600, for `renew`.
+        #[arg(long, value_name = "FILE", requires = "intermediate_cert")]
+        intermediate_key: Option<PathBuf>,
     },
     /// Issue a new signer certificate and key from the intermediate of `init`, keeping the
     /// root clients pin. A running server uses it at its next periodic re-signature.

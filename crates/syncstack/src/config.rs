@@ -78,6 +78,8 @@ pub struct Settings {
     pub services: Vec<Service>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Cross-origin access from browsers, for every service.
+    pub cors: crate::http::CorsConfig,
     /// Storage node settings.
     pub storage: StorageSettings,
     /// Token server settings.
@@ -241,6 +243,7 @@ impl Default for Settings {
                 Service::Settings,
             ],
             log_format: LogFormat::Text,
+            cors: crate::http::CorsConfig::default(),
             storage: StorageSettings::default(),
             tokenserver: TokenServerConfig::default(),
             identity: IdentityConfig::default(),
@@ -285,6 +288,7 @@ impl std::fmt::Debug for Settings {
             .field("metrics_listen", &self.metrics_listen)
             .field("services", &self.services)
             .field("log_format", &self.log_format)
+            .field("cors", &self.cors)
             .field("storage", &RedactedStorage(&self.storage))
             .field("tokenserver", &RedactedTokenServer(&self.tokenserver))
             .field("identity", &self.identity)
@@ -403,6 +407,7 @@ const SETTING_KEYS: &[&str] = &[
     "metrics_listen",
     "services",
     "log_format",
+    "cors",
     "storage",
     "tokenserver",
     "identity",

@@ -8,6 +8,7 @@ mod backends;
 mod cli;
 mod commands;
 mod config;
+mod http;
 mod secret;
 mod serve;
 

@@ -182,8 +182,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let relay = easysetup::channel::ChannelServer::new(settings.easysetup.clone());
         app = app.merge(easysetup::channel::router(relay));
     }
+    let mut app = app.layer(crate::http::compression_layer());
+    if let Some(cors) = crate::http::cors_layer(&settings.cors)? {
+        app = app.layer(cors);
+    }
     let app = app
-        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)));
+        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)))
+        .layer(axum::middleware::from_fn(
+            crate::http::drain::drain_unread_body,
+        ));
 
     if let (Some(addr), Some(state)) = (settings.metrics_listen, &storage) {
         let metrics_listener = TcpListener::bind(addr)

@@ -1,10 +1,12 @@
 //! The Remote Settings server over a real socket, in one test binary: the Kinto-compatible
-//! API (`kinto`) and the review workflow with its content signer (`workflow`).
+//! API (`kinto`), the review workflow with its content signer (`workflow`) and what Firefox
+//! polls at start-up (`firefox`).
 //!
 //! The store is SQLite; with `SYNCSTACK_TEST_SETTINGS_ON_POSTGRES=1` and
 //! `SYNCSTACK_TEST_POSTGRES_URL` set, every test runs on PostgreSQL instead, each in its own
 //! schema (`scripts/test` runs the binary a second time that way when PostgreSQL is there).
 
+mod firefox;
 mod kinto;
 mod workflow;
 

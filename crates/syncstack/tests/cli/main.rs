@@ -6,7 +6,9 @@
 
 mod accounts;
 mod client;
+mod http;
 mod pair;
+mod pki;
 mod postgres;
 mod process;
 mod settings;

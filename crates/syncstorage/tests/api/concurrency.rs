@@ -187,3 +187,68 @@ async fn paging_during_writes_loses_and_repeats_nothing_on(node: TestNode) {
     }
     node.finish().await;
 }
+
+/// Every write has one timestamp: under many concurrent writers, each response's body,
+/// `X-Last-Modified` and `X-Weave-Timestamp` agree, and a following read of what it wrote
+/// shows the same `modified`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_write_answers_one_timestamp() {
+    each_write_answers_one_timestamp_on(TestNode::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_write_answers_one_timestamp_on_postgres() {
+    if let Some(node) = TestNode::start_postgres().await {
+        each_write_answers_one_timestamp_on(node).await;
+    }
+}
+
+async fn each_write_answers_one_timestamp_on(node: TestNode) {
+    let mut tasks = Vec::new();
+    for writer in 0..12u64 {
+        // Two users, six writers each, so writes of one user contend.
+        let client = node.client(1 + writer % 2);
+        tasks.push(tokio::spawn(async move {
+            for round in 0..8 {
+                let id = format!("w{writer}r{round}");
+                let put = client
+                    .put(&format!("/storage/bookmarks/{id}"), json!({"payload": "p"}))
+                    .await;
+                assert_eq!(put.status, 200, "{put:?}");
+                let body_ms = (put.json().as_f64().unwrap() * 1000.0).round() as u64;
+                let header_ms = put.ts_header("x-last-modified");
+                let weave_ms = put.ts_header("x-weave-timestamp");
+                assert_eq!((body_ms, weave_ms), (header_ms, header_ms), "PUT {id}");
+                let read = client.get(&format!("/storage/bookmarks/{id}")).await;
+                let stored_ms = (read.json()["modified"].as_f64().unwrap() * 1000.0).round();
+                assert_eq!(stored_ms as u64, header_ms, "GET {id} after PUT");
+
+                let post = client
+                    .post(
+                        "/storage/history",
+                        json!([{"id": id, "payload": "p"}, {"id": format!("{id}b"), "payload": "q"}]),
+                    )
+                    .await;
+                assert_eq!(post.status, 200, "{post:?}");
+                let body_ms = (post.json()["modified"].as_f64().unwrap() * 1000.0).round();
+                let header_ms = post.ts_header("x-last-modified");
+                assert_eq!(body_ms as u64, header_ms, "POST {id}");
+                assert_eq!(post.ts_header("x-weave-timestamp"), header_ms, "POST {id}");
+                let read = client.get(&format!("/storage/history/{id}b")).await;
+                let stored_ms = (read.json()["modified"].as_f64().unwrap() * 1000.0).round();
+                assert_eq!(stored_ms as u64, header_ms, "GET {id}b after POST");
+
+                let delete = client.delete(&format!("/storage/bookmarks/{id}")).await;
+                assert_eq!(delete.status, 200, "{delete:?}");
+                let body_ms = (delete.json()["modified"].as_f64().unwrap() * 1000.0).round();
+                let header_ms = delete.ts_header("x-last-modified");
+                assert_eq!(body_ms as u64, header_ms, "DELETE {id}");
+                assert_eq!(delete.ts_header("x-weave-timestamp"), header_ms, "DELETE {id}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    node.finish().await;
+}
