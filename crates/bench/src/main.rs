@@ -21,7 +21,11 @@
 //! (`scripts/bench-settings`); `settings-client --url URL --root-hash PIN` times the
 //! Remote Settings client's full sync of 10,000 signed records and its no-change polls,
 //! with peak memory (`scripts/bench-settings-client`).
+//!
+//! For the accounts service, `accounts --url URL --email E --password P` measures onepw
+//! logins (argon2id-bound) and OAuth token issuance (RSA-bound) (`scripts/bench-accounts`).
 
+mod accounts;
 mod client;
 mod report;
 mod settings;
@@ -51,6 +55,8 @@ enum Command {
     Settings(settings::Options),
     /// Time the Remote Settings client: a full verified sync, then no-change polls.
     SettingsClient(settings_client::Options),
+    /// Drive the accounts service: onepw logins and OAuth token issuance.
+    Accounts(accounts::Options),
 }
 
 #[tokio::main]
@@ -61,5 +67,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Client(options) => client::run(options).await,
         Command::Settings(options) => settings::run(options).await,
         Command::SettingsClient(options) => settings_client::run(options).await,
+        Command::Accounts(options) => accounts::run(options).await,
     }
 }
