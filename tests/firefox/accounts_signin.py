@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Firefox signs in to syncstack's accounts service through syncstack's own pages, and syncs.
+
+`syncstack serve` runs every service on 127.0.0.1; `syncstack accounts add EMAIL
+--password-stdin` creates the account. A fresh Firefox ESR profile with only
+`identity.fxaccounts.autoconfig.uri` (and `allowHttp`) pointing at the server builds its own
+sign-in URL (`FxAccountsConfig.promiseConnectAccountURI`, which fetches the autoconfig
+document and begins the OAuth flow: state, PKCE, keys_jwk) and opens it; the test types
+into syncstack's page like a person would, through Marionette. Then:
+
+- wrong password and unknown account: the page says so, and Firefox stays signed out;
+- the right password: the page runs onepw, sends Firefox the session over the WebChannel,
+  gets a code carrying keys_jwe and hands it over; Firefox exchanges it, decrypts the
+  oldsync key, and its account is verified with the key id the token server expects;
+- Sync: a first sync succeeds, then a bookmark added in that profile reaches the server
+  (the CLI, signed in to the same account by onepw, lists it);
+- a second fresh profile signs in to the same account (sign-up page refusals first) and
+  receives the bookmark.
+
+Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
+(run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from firefox import Firefox
+from syncstack import Server, child_env
+
+EMAIL = "family@example.org"
+PASSWORD = "correct horse battery staple"
+BOOKMARK_URL = "https://example.org/syncstack-firefox-check"
+BOOKMARK_TITLE = "syncstack bookmark from Firefox \u2603"
+PAGE_TIMEOUT_S = 60
+SIGNIN_TIMEOUT_S = 120
+
+JS_MODULES = """
+const { getFxAccountsSingleton } = ChromeUtils.importESModule(
+  "resource://gre/modules/FxAccounts.sys.mjs");
+const { FxAccountsConfig } = ChromeUtils.importESModule(
+  "resource://gre/modules/FxAccountsConfig.sys.mjs");
+const { Weave } = ChromeUtils.importESModule("resource://services-sync/main.sys.mjs");
+const { PlacesUtils } = ChromeUtils.importESModule(
+  "resource://gre/modules/PlacesUtils.sys.mjs");
+const fxAccounts = getFxAccountsSingleton();
+const OLDSYNC = "https://identity.mozilla.com/apps/oldsync";
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+"""
+# Firefox's own sign-in URL, exactly as its "Sign in" button builds it.
+JS_SIGNIN_URL = JS_MODULES + """
+return await FxAccountsConfig.promiseConnectAccountURI("syncstack-test");
+"""
+JS_ACCOUNT = JS_MODULES + """
+const user = await fxAccounts.getSignedInUser();
+return user && { email: user.email, uid: user.uid, verified: user.verified };
+"""
+# Waits until the account is verified and holds the oldsync key, as oauth_login leaves it.
+JS_WAIT_SIGNED_IN = JS_MODULES + """
+const deadline = Date.now() + args.timeout_ms;
+for (;;) {
+  const user = await fxAccounts.getSignedInUser();
+  if (user && user.verified && await fxAccounts.keys.hasKeysForScope(OLDSYNC)) {
+    const key = await fxAccounts.keys.getKeyForScope(OLDSYNC);
+    return {
+      email: user.email, uid: user.uid, kid: key.kid,
+      tokenServer: Services.prefs.getStringPref("identity.sync.tokenserver.uri", ""),
+      syncConfigured: Weave.Status.checkSetup() != "service.client_not_configured",
+    };
+  }
+  if (Date.now() > deadline) {
+    return { timedOut: true, user: user && { email: user.email, verified: user.verified } };
+  }
+  await sleep(250);
+}
+"""
+JS_SYNC = JS_MODULES + """
+while (Weave.Service.locked) {
+  await sleep(250);
+}
+await Weave.Service.sync({ why: "user", engines: args.engines });
+return {
+  service: Weave.Status.service,
+  sync: Weave.Status.sync,
+  login: Weave.Status.login,
+  lastSyncError: Weave.Status.engines,
+};
+"""
+JS_ADD_BOOKMARK = JS_MODULES + """
+const item = await PlacesUtils.bookmarks.insert({
+  parentGuid: PlacesUtils.bookmarks.toolbarGuid, url: args.url, title: args.title });
+return item.guid;
+"""
+JS_FIND_BOOKMARK = JS_MODULES + """
+const found = await PlacesUtils.bookmarks.fetch({ url: args.url });
+return found && { title: found.title, guid: found.guid };
+"""
+# What the page shows: its view, its messages, and whether Firefox answered fxa_status.
+JS_PAGE_STATE = """
+const visible = [...document.querySelectorAll("main > section")].filter(s => !s.hidden);
+const text = id => { const e = document.getElementById(id); return e.hidden ? "" : e.textContent.trim(); };
+return {
+  view: visible.map(s => s.dataset.view).join(","),
+  error: text("error"),
+  status: text("status"),
+  firefox: document.body.dataset.firefox || "",
+  busy: [...document.forms].some(f => f.getAttribute("aria-busy") === "true"),
+};
+"""
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AccountsChecks:
+    def __init__(self, binary, firefox):
+        self.binary = binary
+        self.firefox_binary = firefox
+        self.passed = 0
+        self.failed = 0
+        self.dir = tempfile.mkdtemp(prefix="syncstack-firefox-accounts-")
+        self.server = None
+        self.firefox = None
+        self.port = free_port()
+
+    def check(self, name, function):
+        started = time.monotonic()
+        try:
+            function()
+        except Exception as error:
+            self.failed += 1
+            print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, error))
+            if not isinstance(error, CheckFailed):
+                traceback.print_exc()
+            if self.server is not None:
+                print("  server log tail:\n    " + "\n    ".join(self.server.log[-25:]))
+            if self.firefox is not None:
+                print("  Firefox log tail:\n    "
+                      + self.firefox.log_tail(60).replace("\n", "\n    "))
+            return False
+        self.passed += 1
+        print("ok   %s (%.1f s)" % (name, time.monotonic() - started))
+        sys.stdout.flush()
+        return True
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def start_firefox(self):
+        url = self.server.url
+        self.firefox = Firefox(self.firefox_binary, prefs={
+            "identity.fxaccounts.autoconfig.uri": url,
+            "identity.fxaccounts.allowHttp": True,
+            # Marionette's recommended preferences would point these at dummies.
+            "identity.fxaccounts.auth.uri": url + "/auth/v1",
+            "identity.fxaccounts.loglevel": "Debug",
+            "identity.fxaccounts.log.appender.dump": "Debug",
+            "services.sync.log.appender.dump": "Info",
+            "dom.security.https_only_mode": False,
+        })
+        self.firefox.start()
+
+    def stop_firefox(self):
+        if self.firefox is not None:
+            self.firefox.stop()
+            self.firefox = None
+
+    def content(self):
+        return self.firefox.client.using_context(self.firefox.client.CONTEXT_CONTENT)
+
+    def page_state(self):
+        with self.content():
+            return self.firefox.client.execute_script(JS_PAGE_STATE)
+
+    def wait_page(self, done, what, timeout_s=PAGE_TIMEOUT_S):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.page_state()
+            if done(state):
+                return state
+            if time.monotonic() > deadline:
+                raise CheckFailed("page never showed %s; it shows %r" % (what, state))
+            time.sleep(0.25)
+
+    def open_signin(self):
+        """Opens Firefox's own sign-in URL; returns it once Firefox answered the page."""
+        url = self.firefox.chrome(JS_SIGNIN_URL)
+        expect(url.startswith(self.server.url + "/?"), "sign-in URL: %s" % url)
+        for param in ["context=oauth_webchannel_v1", "keys_jwk=", "code_challenge=",
+                      "state=", "client_id=5882386c6d801776"]:
+            expect(param in url, "sign-in URL lacks %s: %s" % (param, url))
+        with self.content():
+            self.firefox.client.navigate(url)
+        self.wait_page(lambda s: s["firefox"] == "ready" and s["view"] == "signin",
+                       "the sign-in form with Firefox's answer to fxa_status")
+        return url
+
+    def fill(self, fields, submit):
+        from marionette_driver.by import By
+        with self.content():
+            for element_id, value in fields.items():
+                element = self.firefox.client.find_element(By.ID, element_id)
+                element.clear()
+                element.send_keys(value)
+            self.firefox.client.find_element(By.ID, submit).click()
+
+    def submit_and_wait_error(self, fields, submit, expected):
+        self.fill(fields, submit)
+        state = self.wait_page(lambda s: s["error"] and not s["busy"], "an error")
+        expect(expected in state["error"], "error %r lacks %r" % (state["error"], expected))
+        expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in after an error")
+
+    def sign_in_and_wait(self):
+        self.fill({"signin-email": EMAIL, "signin-password": PASSWORD}, "signin-submit")
+        state = self.wait_page(lambda s: s["view"] == "done" or (s["error"] and not s["busy"]),
+                               "the signed-in page", SIGNIN_TIMEOUT_S)
+        expect(state["view"] == "done", "page error: %s" % state["error"])
+        account = self.firefox.chrome(JS_WAIT_SIGNED_IN, {"timeout_ms": SIGNIN_TIMEOUT_S * 1000},
+                                      timeout_s=SIGNIN_TIMEOUT_S + 10)
+        expect(not account.get("timedOut"), "Firefox not verified with keys: %r" % account)
+        expect(account["email"] == EMAIL, "signed in as %r" % account)
+        expect(account["uid"] == self.uid, "uid %s, server has %s" % (account["uid"], self.uid))
+        # The key id the token server checks: "<keys changed at, ms>-<SHA-256(kB)[:16]>".
+        timestamp, _, fingerprint = account["kid"].partition("-")
+        expect(int(timestamp) > 0 and len(fingerprint) == 22, "kid %r" % account["kid"])
+        expect(account["tokenServer"] == self.server.url + "/1.0/sync/1.5",
+               "token server %r" % account["tokenServer"])
+        expect(account["syncConfigured"], "Sync is not configured")
+        self.kid = account["kid"]
+
+    def sync(self, engines=None):
+        result = self.firefox.chrome(JS_SYNC, {"engines": engines}, timeout_s=120)
+        expect(result["service"] == "success.status_ok" and result["sync"] == "success.sync",
+               "sync: %r" % result)
+        return result
+
+    def cli(self, args, stdin=None):
+        done = subprocess.run([self.binary] + args, cwd=self.dir, env=child_env(), input=stdin,
+                              capture_output=True, text=True, timeout=120)
+        expect(done.returncode == 0, "syncstack %s: %s%s" % (" ".join(args), done.stdout,
+                                                             done.stderr))
+        return done.stdout
+
+    # --- the checks ---------------------------------------------------------------------------
+
+    def check_server_and_account(self):
+        added = self.cli(["accounts", "add", EMAIL, "--password-stdin"], PASSWORD + "\n")
+        match = re.search(r"\(uid ([0-9a-f]{32})\)", added)
+        expect(match, "`accounts add` printed:\n" + added)
+        self.uid = match.group(1)
+        # Sign-up open, so that the sign-up page's refusals can be checked too.
+        self.server = Server(self.binary, self.dir, ["--listen", "127.0.0.1:%d" % self.port],
+                             {"SYNCSTACK_ACCOUNTS__ALLOW_SIGN_UP": "true"})
+
+    def check_refusals_on_the_page(self):
+        self.start_firefox()
+        self.open_signin()
+        self.submit_and_wait_error({"signin-email": EMAIL, "signin-password": "not the password"},
+                                   "signin-submit", "Incorrect password")
+        self.submit_and_wait_error({"signin-email": "nobody@example.org",
+                                    "signin-password": PASSWORD},
+                                   "signin-submit", "There is no account for nobody@example.org")
+
+    def check_first_profile_signs_in(self):
+        self.sign_in_and_wait()
+
+    def check_first_sync(self):
+        self.sync()
+
+    def check_bookmark_reaches_the_server(self):
+        self.firefox.chrome(JS_ADD_BOOKMARK, {"url": BOOKMARK_URL, "title": BOOKMARK_TITLE})
+        self.sync(["bookmarks"])
+        profile = os.path.join(self.dir, "client.json")
+        self.cli(["client", "--profile", profile, "login", "--account", EMAIL,
+                  "--password-stdin", "--token-server", self.server.url], PASSWORD + "\n")
+        listing = self.cli(["client", "--profile", profile, "bookmarks"])
+        expect(BOOKMARK_TITLE in listing and BOOKMARK_URL in listing,
+               "`client bookmarks` lacks the bookmark:\n" + listing)
+        self.stop_firefox()
+
+    def check_second_profile_receives_it(self):
+        self.start_firefox()
+        url = self.open_signin()
+        # The sign-up page, reached with Firefox's query: its refusals first.
+        with self.content():
+            self.firefox.client.navigate(url.replace("/?", "/signup?", 1))
+        self.wait_page(lambda s: s["view"] == "signup" and s["firefox"] == "ready",
+                       "the sign-up form")
+        self.submit_and_wait_error({"signup-email": "new@example.org",
+                                    "signup-password": "short", "signup-confirm": "short"},
+                                   "signup-submit", "at least 8 characters")
+        self.submit_and_wait_error({"signup-email": EMAIL, "signup-password": PASSWORD,
+                                    "signup-confirm": PASSWORD},
+                                   "signup-submit", "already exists")
+        with self.content():
+            self.firefox.client.navigate(url)
+        self.wait_page(lambda s: s["firefox"] == "ready", "the sign-in form")
+        self.sign_in_and_wait()
+        self.sync()
+        found = self.firefox.chrome(JS_FIND_BOOKMARK, {"url": BOOKMARK_URL})
+        expect(found and found["title"] == BOOKMARK_TITLE, "bookmark in profile 2: %r" % found)
+
+    def run(self):
+        try:
+            steps = [
+                ("syncstack serve runs and `accounts add` creates the account",
+                 self.check_server_and_account),
+                ("the page refuses a wrong password and an unknown account, readably",
+                 self.check_refusals_on_the_page),
+                ("Firefox signs in through the page: OAuth code, keys_jwe, oldsync key",
+                 self.check_first_profile_signs_in),
+                ("Sync's first sync succeeds", self.check_first_sync),
+                ("a bookmark added in Firefox reaches the server (the CLI lists it)",
+                 self.check_bookmark_reaches_the_server),
+                ("a second fresh profile signs in and receives the bookmark",
+                 self.check_second_profile_receives_it),
+            ]
+            for name, step in steps:
+                if not self.check(name, step):
+                    break
+        finally:
+            self.stop_firefox()
+            if self.server is not None:
+                self.server.kill()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return self.failed == 0 and self.passed > 0
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    ok = AccountsChecks(os.path.abspath(sys.argv[1]), sys.argv[2]).run()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
