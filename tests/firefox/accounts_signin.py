@@ -31,6 +31,7 @@ import tempfile
 import time
 import traceback
 
+import onepw
 from firefox import Firefox
 from syncstack import Server, child_env
 
@@ -287,10 +288,14 @@ class AccountsChecks:
     def check_bookmark_reaches_the_server(self):
         self.firefox.chrome(JS_ADD_BOOKMARK, {"url": BOOKMARK_URL, "title": BOOKMARK_TITLE})
         self.sync(["bookmarks"])
-        profile = os.path.join(self.dir, "client.json")
-        self.cli(["client", "--profile", profile, "login", "--account", EMAIL,
-                  "--password-stdin", "--token-server", self.server.url], PASSWORD + "\n")
-        listing = self.cli(["client", "--profile", profile, "bookmarks"])
+        # The CLI reads it with kB from its own onepw sign-in: the key id it computes must
+        # be the one Firefox got from the page, and it must decrypt what Firefox wrote.
+        token, kb, changed_at, key_id = onepw.sync_credentials(self.server.url, EMAIL, PASSWORD)
+        expect(key_id == self.kid, "X-KeyID from kB %s, Firefox's kid %s" % (key_id, self.kid))
+        client = ["client", "--tier2", "--profile", os.path.join(self.dir, "client.json")]
+        self.cli(client + ["login", "--token-server", self.server.url, "--oauth-token", token,
+                           "--kb", kb, "--keys-changed-at", str(changed_at)])
+        listing = self.cli(client + ["bookmarks"])
         expect(BOOKMARK_TITLE in listing and BOOKMARK_URL in listing,
                "`client bookmarks` lacks the bookmark:\n" + listing)
         self.stop_firefox()
