@@ -14,8 +14,11 @@ into syncstack's page like a person would, through Marionette. Then:
   oldsync key, and its account is verified with the key id the token server expects;
 - Sync: a first sync succeeds, then a bookmark added in that profile reaches the server
   (the CLI, signed in to the same account by onepw, lists it);
-- a second fresh profile signs in to the same account (sign-up page refusals first) and
-  receives the bookmark.
+- Firefox registered its device (`accounts devices` lists it), and Firefox's "Manage
+  account" URL shows the account, the page getting the session from Firefox;
+- a second fresh profile: the sign-up page refuses a short password and a taken address,
+  creates another account outside Firefox's flow (Firefox stays signed out), then the
+  profile signs in to the first account and receives the bookmark.
 
 Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 (run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
@@ -37,6 +40,7 @@ from syncstack import Server, child_env
 
 EMAIL = "family@example.org"
 PASSWORD = "correct horse battery staple"
+OTHER_EMAIL = "cousin@example.org"
 BOOKMARK_URL = "https://example.org/syncstack-firefox-check"
 BOOKMARK_TITLE = "syncstack bookmark from Firefox \u2603"
 PAGE_TIMEOUT_S = 60
@@ -93,6 +97,19 @@ return {
   lastSyncError: Weave.Status.engines,
 };
 """
+JS_MANAGE_URL = JS_MODULES + """
+return await FxAccountsConfig.promiseManageURI("syncstack-test");
+"""
+JS_DEVICE_ID = JS_MODULES + """
+const deadline = Date.now() + 30000;
+for (;;) {
+  const id = await fxAccounts.device.getLocalId();
+  if (id || Date.now() > deadline) {
+    return id;
+  }
+  await sleep(250);
+}
+"""
 JS_ADD_BOOKMARK = JS_MODULES + """
 const item = await PlacesUtils.bookmarks.insert({
   parentGuid: PlacesUtils.bookmarks.toolbarGuid, url: args.url, title: args.title });
@@ -111,6 +128,9 @@ return {
   error: text("error"),
   status: text("status"),
   firefox: document.body.dataset.firefox || "",
+  account: text("settings-account") && document.getElementById("settings-email").textContent,
+  through: document.getElementById("settings-through").textContent,
+  devices: document.getElementById("devices").children.length,
   busy: [...document.forms].some(f => f.getAttribute("aria-busy") === "true"),
 };
 """
@@ -285,6 +305,20 @@ class AccountsChecks:
     def check_first_sync(self):
         self.sync()
 
+    def check_device_and_account_page(self):
+        device = self.firefox.chrome(JS_DEVICE_ID, timeout_s=40)
+        expect(device, "Firefox registered no device")
+        listed = self.cli(["accounts", "devices", EMAIL])
+        expect(device in listed, "`accounts devices` lacks %s:\n%s" % (device, listed))
+        # Firefox's "Manage account" link: the page asks Firefox for the session.
+        url = self.firefox.chrome(JS_MANAGE_URL)
+        expect(url.startswith(self.server.url + "/settings?"), "manage URL %s" % url)
+        with self.content():
+            self.firefox.client.navigate(url)
+        state = self.wait_page(lambda s: s["account"] or s["error"], "the account")
+        expect(state["account"] == EMAIL and state["through"] == "Firefox"
+               and state["devices"] >= 1, "account page: %r" % state)
+
     def check_bookmark_reaches_the_server(self):
         self.firefox.chrome(JS_ADD_BOOKMARK, {"url": BOOKMARK_URL, "title": BOOKMARK_TITLE})
         self.sync(["bookmarks"])
@@ -314,6 +348,15 @@ class AccountsChecks:
         self.submit_and_wait_error({"signup-email": EMAIL, "signup-password": PASSWORD,
                                     "signup-confirm": PASSWORD},
                                    "signup-submit", "already exists")
+        # Outside Firefox's flow, sign-up (open on this server) leads to the account page.
+        with self.content():
+            self.firefox.client.navigate(self.server.url + "/signup")
+        self.fill({"signup-email": OTHER_EMAIL, "signup-password": PASSWORD,
+                   "signup-confirm": PASSWORD}, "signup-submit")
+        state = self.wait_page(lambda s: s["account"] or s["error"], "the new account")
+        expect(state["account"] == OTHER_EMAIL and state["through"] == "this page",
+               "after sign-up: %r" % state)
+        expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in by a plain sign-up")
         with self.content():
             self.firefox.client.navigate(url)
         self.wait_page(lambda s: s["firefox"] == "ready", "the sign-in form")
@@ -332,6 +375,8 @@ class AccountsChecks:
                 ("Firefox signs in through the page: OAuth code, keys_jwe, oldsync key",
                  self.check_first_profile_signs_in),
                 ("Sync's first sync succeeds", self.check_first_sync),
+                ("Firefox's device is registered; its Manage account page shows the account",
+                 self.check_device_and_account_page),
                 ("a bookmark added in Firefox reaches the server (the CLI lists it)",
                  self.check_bookmark_reaches_the_server),
                 ("a second fresh profile signs in and receives the bookmark",
