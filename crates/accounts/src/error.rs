@@ -73,6 +73,8 @@ pub enum ApiError {
     InvalidGrantType,
     /// OAuth 400/122: unknown refresh token.
     UnknownRefreshToken,
+    /// 404/116: a path (or method) this server does not serve.
+    UnknownEndpoint,
     /// 500/999: a bug or a failed database; the detail is logged, never sent.
     Internal(String),
 }
@@ -159,6 +161,11 @@ impl ApiError {
             ),
             InvalidGrantType => (400, 121, "Invalid grant_type".to_owned()),
             UnknownRefreshToken => (400, 122, "Unknown token".to_owned()),
+            UnknownEndpoint => (
+                404,
+                116,
+                "This endpoint is not supported by this server".to_owned(),
+            ),
             Internal(_) => (500, 999, "Unspecified error".to_owned()),
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

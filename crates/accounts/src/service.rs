@@ -18,6 +18,9 @@ use crate::onepw::{
 use crate::settings::AccountsSettings;
 use crate::store::{AccountRecord, AccountStore, StoreError, TokenRecord};
 
+/// Why a sign-up was refused.
+pub(crate) const SIGN_UP_CLOSED: &str = "sign-up is closed; ask the operator for an account";
+
 /// Longest accepted address, in bytes.
 const MAX_EMAIL_LEN: usize = 255;
 
@@ -145,7 +148,9 @@ impl AccountsService {
     ) -> Result<NewAccount, ApiError> {
         let keys = ClientKeys::derive(email, password);
         let (uid, generation) = link.unzip();
-        let created = self.create(email, &keys.auth_pw, uid, &[], None).await?;
+        let created = self
+            .create(email, &keys.auth_pw, uid, &[], None, false)
+            .await?;
         match generation {
             Some(generation) => {
                 let mut account = created.account;
@@ -192,7 +197,8 @@ impl AccountsService {
         }
     }
 
-    /// Creates an account with a random kA and wrapKb, storing `tokens` with it.
+    /// Creates an account with a random kA and wrapKb, minting tokens of `mint` with it;
+    /// with `first_only`, only if no account exists yet.
     pub(crate) async fn create(
         &self,
         email: &str,
@@ -200,6 +206,7 @@ impl AccountsService {
         uid: Option<&str>,
         mint: &[TokenKind],
         user_agent: Option<String>,
+        first_only: bool,
     ) -> Result<NewAccount, ApiError> {
         validate_email(email)?;
         let uid = match uid {
@@ -223,9 +230,15 @@ impl AccountsService {
         };
         let bundle = [ka, wrap_kb].concat();
         let (records, tokens) = self.mint_tokens(&account.uid, mint, Some(bundle), user_agent);
-        match self.inner.store.create_account(&account, &records).await {
+        match self
+            .inner
+            .store
+            .create_account(&account, &records, first_only)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::AccountExists) => return Err(ApiError::AccountExists(email.into())),
+            Err(StoreError::NotFirst) => return Err(ApiError::NotSupported(SIGN_UP_CLOSED)),
             Err(other) => return Err(other.into()),
         }
         tracing::info!(uid = %account.uid, "created account");

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountsSettings {
-    /// Database URL: `sqlite:PATH`; default `sqlite:<data_dir>/fxa-accounts.db`, created
-    /// if missing.
+    /// Database URL: `sqlite:PATH` or `postgres://...`; default
+    /// `sqlite:<data_dir>/fxa-accounts.db`, created if missing.
     pub database_url: Option<String>,
+    /// Most connections to a PostgreSQL database per process (not used for SQLite).
+    pub database_pool_max_size: usize,
     /// Whether anyone may create an account over HTTP. Unset: open until the first account
     /// exists, then closed (the operator adds more with `syncstack accounts add`).
     pub allow_sign_up: Option<bool>,
@@ -40,6 +42,7 @@ impl Default for AccountsSettings {
     fn default() -> Self {
         AccountsSettings {
             database_url: None,
+            database_pool_max_size: 10,
             allow_sign_up: None,
             tokenserver_url: None,
             access_token_ttl_secs: 21_600,

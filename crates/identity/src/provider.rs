@@ -472,6 +472,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn signs_claims_of_another_issuer_with_the_same_key() {
+        let (_dir, idp) = open();
+        let claims = AccessTokenClaims {
+            iss: "https://accounts.example.test".into(),
+            sub: "ab".repeat(16),
+            aud: "https://sync.example.test".into(),
+            client_id: "5882386c6d801776".into(),
+            iat: now_ms() / 1000,
+            exp: now_ms() / 1000 + 60,
+            jti: "cd".repeat(16),
+            scope: SYNC_SCOPE.into(),
+            fxa_generation: 7,
+        };
+        let token = idp.sign_claims(&claims).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(idp.kid()));
+        let jwk = &idp.jwks().keys[0];
+        let key = DecodingKey::from_rsa_components(&jwk.n, &jwk.e).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&["https://accounts.example.test"]);
+        validation.set_audience(&["https://sync.example.test"]);
+        let decoded = jsonwebtoken::decode::<AccessTokenClaims>(&token, &key, &validation);
+        assert_eq!(decoded.unwrap().claims, claims);
+        let bad_scope = AccessTokenClaims {
+            scope: String::new(),
+            ..claims
+        };
+        assert!(matches!(
+            idp.sign_claims(&bad_scope),
+            Err(IdentityError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
     fn tokens_from_another_key_do_not_verify() {
         let (_dir, idp) = open();
         let other_dir = tempfile::tempdir().unwrap();

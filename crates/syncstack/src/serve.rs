@@ -90,7 +90,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let firefox_accounts = match (runs(Service::Accounts), &idp) {
         (true, Some(idp)) => {
             let service =
-                crate::commands::accounts::open_accounts(&settings, &public_url, idp.clone())?;
+                crate::commands::accounts::open_accounts(&settings, &public_url, idp.clone())
+                    .await?;
             app = app.merge(accounts::router(service.clone()));
             background.push(service.spawn_purge(Duration::from_secs(600)));
             tracing::info!(

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::{hex32, json_body, required, wants_keys};
 use crate::auth::{authenticate, client_address, read, user_agent};
 use crate::onepw::TokenKind;
-use crate::service::now_ms;
+use crate::service::{SIGN_UP_CLOSED, now_ms};
 use crate::tokens::{OLDSYNC_SCOPE, check_scopes, client};
 use crate::{AccountsService, ApiError};
 
@@ -69,14 +69,22 @@ pub(super) async fn create(
 ) -> Result<Json<SignedIn>, ApiError> {
     let (parts, body) = read(request).await?;
     let (email, auth_pw) = json_body::<Credentials>(&body)?.parse()?;
+    // Checked first so that a closed sign-up costs no argon2id, and again in the store's
+    // transaction when only the first account may sign up.
     if !service.sign_up_open().await? {
-        return Err(ApiError::NotSupported(
-            "sign-up is closed; ask the operator for an account",
-        ));
+        return Err(ApiError::NotSupported(SIGN_UP_CLOSED));
     }
+    let first_only = service.inner.settings.allow_sign_up.is_none();
     let kinds = token_kinds(wants_keys(&parts.uri));
     let created = service
-        .create(&email, &auth_pw, None, kinds, user_agent(&parts.headers))
+        .create(
+            &email,
+            &auth_pw,
+            None,
+            kinds,
+            user_agent(&parts.headers),
+            first_only,
+        )
         .await?;
     Ok(Json(SignedIn::new(created.account.uid, created.tokens)))
 }
@@ -127,19 +135,16 @@ pub(super) async fn keys(
     Ok(Json(json!({ "bundle": hex::encode(bundle) })))
 }
 
-#[derive(Deserialize)]
-pub(super) struct StatusQuery {
-    uid: Option<String>,
-}
-
 /// `GET /account/status?uid=`: whether the account exists (Firefox asks after a 110).
 pub(super) async fn status(
     State(service): State<AccountsService>,
-    axum::extract::Query(query): axum::extract::Query<StatusQuery>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let (parts, body) = read(request).await?;
-    let exists = match query.uid {
+    let uid = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(name, _)| name == "uid")
+        .map(|(_, value)| value.into_owned());
+    let exists = match uid {
         Some(uid) => {
             if uid.len() != 32 || !uid.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ApiError::InvalidParameter("uid".into()));

@@ -15,7 +15,7 @@ mod password;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::Uri;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::de::DeserializeOwned;
 
 use crate::{AccountsService, ApiError};
@@ -71,7 +71,15 @@ pub fn router(service: AccountsService) -> Router {
         .route("/auth/v1/oauth/client/{id}", get(oauth::client_info))
         .route("/profile/v1/profile", get(devices::profile))
         .merge(crate::pages::routes())
+        // Clients expect JSON even for a path or method this server does not know.
+        .route("/auth/v1/{*rest}", any(unknown_endpoint))
+        .route("/profile/v1/{*rest}", any(unknown_endpoint))
+        .method_not_allowed_fallback(unknown_endpoint)
         .with_state(service)
+}
+
+async fn unknown_endpoint() -> ApiError {
+    ApiError::UnknownEndpoint
 }
 
 /// Parses a JSON object body (an empty body is `{}`): 106 if it is not JSON or not an

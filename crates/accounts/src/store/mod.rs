@@ -11,6 +11,7 @@
 //! key of each token (the MAC check needs it), kA, and for a few minutes the key bundle a
 //! key fetch token will return.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -23,6 +24,12 @@ pub enum StoreError {
     /// An account with this address already exists.
     #[error("an account with this address already exists")]
     AccountExists,
+    /// `create_account` with `first_only`, and an account exists.
+    #[error("an account exists already and only the first may sign up")]
+    NotFirst,
+    /// The database asked for the transaction to be run again, and it still failed.
+    #[error("the accounts database is busy")]
+    Conflict,
     /// The database failed; the detail is for the log.
     #[error("accounts database: {0}")]
     Backend(String),
@@ -138,11 +145,14 @@ pub struct DeviceRecord {
 /// The accounts service's storage.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
-    /// Creates an account and, in the same transaction, its first tokens.
+    /// Creates an account and, in the same transaction, its first tokens. With
+    /// `first_only`, only if there is no account yet (checked in the same transaction, so
+    /// two racing sign-ups cannot both be first).
     async fn create_account(
         &self,
         account: &AccountRecord,
         tokens: &[TokenRecord],
+        first_only: bool,
     ) -> Result<(), StoreError>;
     /// The account with this lowercased address.
     async fn account_by_email(&self, normalized: &str)

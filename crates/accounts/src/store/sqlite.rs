@@ -270,10 +270,19 @@ impl AccountStore for SqliteAccountStore {
         &self,
         account: &AccountRecord,
         tokens: &[TokenRecord],
+        first_only: bool,
     ) -> Result<(), StoreError> {
         let account = account.clone();
         let tokens = tokens.to_vec();
         self.write(move |tx| {
+            if first_only {
+                let count: i64 = tx
+                    .query_row("SELECT COUNT(*) FROM accounts", [], |row| row.get(0))
+                    .map_err(backend)?;
+                if count > 0 {
+                    return Err(StoreError::NotFirst);
+                }
+            }
             let inserted = tx
                 .execute(
                     &format!(

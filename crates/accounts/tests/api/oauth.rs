@@ -452,4 +452,18 @@ async fn well_known_documents_point_at_this_origin() {
         )
         .await;
     assert_eq!(client.body["name"], "Firefox");
+
+    // Unknown paths and methods still answer Mozilla's JSON envelope.
+    let unknown = server
+        .call(Method::GET, "/auth/v1/recovery_key/exists", None, None)
+        .await;
+    assert_eq!((unknown.status.as_u16(), unknown.errno()), (404, 116));
+    let wrong_method = server
+        .call(Method::GET, "/auth/v1/account/login", None, None)
+        .await;
+    assert_eq!(wrong_method.errno(), 116);
+    let bad_uid = server
+        .call(Method::GET, "/auth/v1/account/status?uid=xyz", None, None)
+        .await;
+    assert_eq!((bad_uid.status.as_u16(), bad_uid.errno()), (400, 107));
 }

@@ -96,11 +96,29 @@ async fn wrong_passwords_and_unknown_accounts_are_refused_with_mozillas_errnos()
 #[tokio::test]
 async fn sign_up_is_open_until_the_first_account_then_closed() {
     let server = start().await;
-    server.sign_up("first@example.org", "pw-first-1").await;
+    // Two sign-ups racing for the first account: exactly one wins.
+    let create = |email: &'static str| {
+        server.post(
+            "/auth/v1/account/create",
+            json!({"email": email, "authPW": stretch(email, "pw-first-1").auth_pw}),
+        )
+    };
+    let (one, two) = tokio::join!(create("first@example.org"), create("rival@example.org"));
+    let mut statuses = [one.status.as_u16(), two.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 403], "{} {}", one.body, two.body);
+    let (winner, loser) = if one.status == 200 {
+        ("first@example.org", "rival@example.org")
+    } else {
+        ("rival@example.org", "first@example.org")
+    };
+    assert_eq!(server.login(loser, "pw-first-1").await.errno(), 102);
+    let (_, kb) = server.login_with_kb(winner, "pw-first-1").await;
+    assert_eq!(kb.len(), 32);
     let dup = server
         .post(
             "/auth/v1/account/create",
-            json!({"email": "FIRST@example.org", "authPW": "00".repeat(32)}),
+            json!({"email": winner.to_uppercase(), "authPW": "00".repeat(32)}),
         )
         .await;
     // Sign-up is closed now; a closed sign-up is refused before anything else.

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
+use accounts::store::AccountStore;
+use accounts::store::postgres::PostgresAccountStore;
 use accounts::store::sqlite::SqliteAccountStore;
 use accounts::{AccountsService, AccountsSettings, router};
 use hkdf::Hkdf;
@@ -27,6 +29,7 @@ pub struct Server {
     pub service: AccountsService,
     pub http: reqwest::Client,
     pub dir: TempDir,
+    _schema: Option<postgres_support::TestSchema>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,12 +49,11 @@ pub async fn start_with(settings: AccountsSettings) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("identity-key.pem"), KEY_PEM.as_str()).unwrap();
     let idp = IdentityProvider::open(dir.path(), "syncstack-local").unwrap();
-    let store = SqliteAccountStore::open(&dir.path().join("fxa-accounts.db"), true).unwrap();
+    let (store, schema) = test_store(dir.path()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let public_url = url::Url::parse(&base).unwrap();
-    let service =
-        AccountsService::new(Arc::new(store), idp.clone(), settings, &public_url).unwrap();
+    let service = AccountsService::new(store, idp.clone(), settings, &public_url).unwrap();
     let app = router(service.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -62,7 +64,31 @@ pub async fn start_with(settings: AccountsSettings) -> Server {
         service,
         http: reqwest::Client::new(),
         dir,
+        _schema: schema,
         task,
+    }
+}
+
+/// The store of a test server: SQLite, or with `SYNCSTACK_TEST_ACCOUNTS_ON_POSTGRES=1` and
+/// `SYNCSTACK_TEST_POSTGRES_URL` set, PostgreSQL on a fresh schema (`scripts/test` runs the
+/// suite a second time that way).
+async fn test_store(
+    dir: &std::path::Path,
+) -> (Arc<dyn AccountStore>, Option<postgres_support::TestSchema>) {
+    let on_postgres = std::env::var("SYNCSTACK_TEST_ACCOUNTS_ON_POSTGRES").as_deref() == Ok("1");
+    match std::env::var("SYNCSTACK_TEST_POSTGRES_URL") {
+        Ok(base) if on_postgres => {
+            let schema = postgres_support::TestSchema::create(&base).await.unwrap();
+            let store = PostgresAccountStore::open(schema.url(), 4).await.unwrap();
+            (Arc::new(store), Some(schema))
+        }
+        _ => {
+            let path = dir.join("fxa-accounts.db");
+            (
+                Arc::new(SqliteAccountStore::open(&path, true).unwrap()),
+                None,
+            )
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accounts::AccountsService;
+use accounts::store::AccountStore;
+use accounts::store::postgres::PostgresAccountStore;
 use accounts::store::sqlite::SqliteAccountStore;
 use anyhow::Context;
 use identity::IdentityProvider;
@@ -30,24 +32,36 @@ pub fn open_identity(settings: &Settings) -> anyhow::Result<IdentityProvider> {
     )?)
 }
 
-/// Opens the accounts service of the data directory, signing with `idp`'s key.
-pub fn open_accounts(
+/// Opens the accounts service of the data directory (or the configured database),
+/// signing with `idp`'s key.
+pub async fn open_accounts(
     settings: &Settings,
     public_url: &url::Url,
     idp: IdentityProvider,
 ) -> anyhow::Result<AccountsService> {
-    let (path, create) = match &settings.accounts.database_url {
-        Some(url) => match DatabaseUrl::parse(url)
-            .context("accounts.database_url takes sqlite:PATH (PostgreSQL is not supported yet)")?
-        {
-            DatabaseUrl::Sqlite { path, create } => (path, create),
-        },
-        None => (settings.data_dir.join("fxa-accounts.db"), true),
+    let config = &settings.accounts;
+    let store: Arc<dyn AccountStore> = match config.database_url.as_deref() {
+        Some(url) if postgres_support::is_postgres_url(url) => Arc::new(
+            PostgresAccountStore::open(url, config.database_pool_max_size)
+                .await
+                .context("opening the accounts database (accounts.database_url)")?,
+        ),
+        other => {
+            let (path, create) = match other {
+                Some(url) => match DatabaseUrl::parse(url)
+                    .context("accounts.database_url takes sqlite:PATH or postgres://...")?
+                {
+                    DatabaseUrl::Sqlite { path, create } => (path, create),
+                },
+                None => (settings.data_dir.join("fxa-accounts.db"), true),
+            };
+            Arc::new(
+                SqliteAccountStore::open(&path, create)
+                    .with_context(|| format!("opening the accounts database {}", path.display()))?,
+            )
+        }
     };
-    let store = SqliteAccountStore::open(&path, create)
-        .with_context(|| format!("opening the accounts database {}", path.display()))?;
-    AccountsService::new(Arc::new(store), idp, settings.accounts.clone(), public_url)
-        .map_err(anyhow::Error::msg)
+    AccountsService::new(store, idp, config.clone(), public_url).map_err(anyhow::Error::msg)
 }
 
 fn password_from_stdin() -> anyhow::Result<String> {
@@ -64,11 +78,7 @@ fn password_from_stdin() -> anyhow::Result<String> {
 pub async fn run(settings: &Settings, command: AccountsCommand) -> anyhow::Result<()> {
     let idp = open_identity(settings)?;
     let firefox = if settings.services.contains(&Service::Accounts) {
-        Some(open_accounts(
-            settings,
-            &settings.public_url()?,
-            idp.clone(),
-        )?)
+        Some(open_accounts(settings, &settings.public_url()?, idp.clone()).await?)
     } else {
         None
     };
