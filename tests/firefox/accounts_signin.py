@@ -8,6 +8,7 @@ sign-in URL (`FxAccountsConfig.promiseConnectAccountURI`, which fetches the auto
 document and begins the OAuth flow: state, PKCE, keys_jwk) and opens it; the test types
 into syncstack's page like a person would, through Marionette. Then:
 
+- the page's onepw code gives the protocol's example values (andré@example.org);
 - wrong password and unknown account: the page says so, and Firefox stays signed out;
 - the right password: the page runs onepw, sends Firefox the session over the WebChannel,
   gets a code carrying keys_jwe and hands it over; Firefox exchanges it, decrypts the
@@ -134,6 +135,18 @@ return {
   busy: [...document.forms].some(f => f.getAttribute("aria-busy") === "true"),
 };
 """
+
+# The page's own onepw code (onepw.js) on the protocol's published example.
+JS_PAGE_ONEPW = """
+const [resolve] = arguments;
+Onepw.stretch("andr\u00e9@example.org", "p\u00e4ssw\u00f6rd").then(
+  keys => resolve({ authPW: Onepw.toHex(keys.authPW), unwrapBKey: Onepw.toHex(keys.unwrapBKey) }),
+  error => resolve({ error: String(error) }));
+"""
+ONEPW_EXAMPLE = {
+    "authPW": "247b675ffb4c46310bc87e26d712153abe5e1c90ef00a4784594f97ef54f2375",
+    "unwrapBKey": "de6a2648b78284fcb9ffa81ba95803309cfba7af583c01a8a1a63e567234dd28",
+}
 
 
 class CheckFailed(Exception):
@@ -293,6 +306,9 @@ class AccountsChecks:
     def check_refusals_on_the_page(self):
         self.start_firefox()
         self.open_signin()
+        with self.content():
+            stretched = self.firefox.client.execute_async_script(JS_PAGE_ONEPW, sandbox=None)
+        expect(stretched == ONEPW_EXAMPLE, "the page's onepw: %r" % stretched)
         self.submit_and_wait_error({"signin-email": EMAIL, "signin-password": "not the password"},
                                    "signin-submit", "Incorrect password")
         self.submit_and_wait_error({"signin-email": "nobody@example.org",
@@ -370,7 +386,7 @@ class AccountsChecks:
             steps = [
                 ("syncstack serve runs and `accounts add` creates the account",
                  self.check_server_and_account),
-                ("the page refuses a wrong password and an unknown account, readably",
+                ("the page stretches like onepw; refuses a wrong password and an unknown account",
                  self.check_refusals_on_the_page),
                 ("Firefox signs in through the page: OAuth code, keys_jwe, oldsync key",
                  self.check_first_profile_signs_in),

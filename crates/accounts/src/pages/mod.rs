@@ -161,7 +161,10 @@ pub(crate) fn fill(shell: &str, public_url: &url::Url, view: View, sign_up: &str
         .replace("{{API}}", &escape(&format!("{prefix}/auth/v1")))
         .replace("{{ASSETS}}", &escape(&format!("{prefix}{ASSETS}")))
         .replace("{{ROOT}}", &escape(&format!("{prefix}/")))
-        .replace("{{ORIGIN}}", &escape(public_url.as_str().trim_end_matches('/')))
+        .replace(
+            "{{ORIGIN}}",
+            &escape(public_url.as_str().trim_end_matches('/')),
+        )
 }
 
 /// `&`, `<`, `>` and `"` as HTML entities (for attribute values and text).

@@ -7,7 +7,8 @@
 // Written for syncstack from the protocol descriptions (see docs and the accounts spec).
 "use strict";
 
-const Onepw = (() => {
+// `var`, so that it is a property of the window (app.js uses it; so does the Firefox test).
+var Onepw = (() => {
   const NAMESPACE = "identity.mozilla.com/picl/v1/";
   const OLDSYNC = "https://identity.mozilla.com/apps/oldsync";
   const encoder = new TextEncoder();
