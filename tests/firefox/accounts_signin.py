@@ -288,8 +288,9 @@ class AccountsChecks:
     def cli(self, args, stdin=None):
         done = subprocess.run([self.binary] + args, cwd=self.dir, env=child_env(), input=stdin,
                               capture_output=True, text=True, timeout=120)
-        expect(done.returncode == 0, "syncstack %s: %s%s" % (" ".join(args), done.stdout,
-                                                             done.stderr))
+        # Tokens and keys are long and say nothing: name the command only.
+        shown = " ".join(a if len(a) < 40 else a[:12] + "…" for a in args)
+        expect(done.returncode == 0, "syncstack %s: %s%s" % (shown, done.stdout, done.stderr))
         return done.stdout
 
     # --- the checks ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ const SHELL: &str = include_str!("shell.html");
 const STYLE: &str = include_str!("style.css");
 const ONEPW_JS: &str = include_str!("onepw.js");
 const APP_JS: &str = include_str!("app.js");
+const ICON: &str = include_str!("icon.svg");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; \
@@ -193,12 +194,13 @@ fn security_headers() -> HeaderMap {
     headers
 }
 
-/// `GET /accounts-assets/{file}`: the stylesheet and the two scripts.
+/// `GET /accounts-assets/{file}`: the stylesheet, the two scripts and the icon.
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         "onepw.js" => (ONEPW_JS, "text/javascript; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "icon.svg" => (ICON, "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let mut headers = security_headers();
