@@ -55,7 +55,7 @@ async fn get(server: &Server, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn header<'a>(response: &'a reqwest::Response, name: reqwest::header::HeaderName) -> &'a str {
+fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> &str {
     response
         .headers()
         .get(name)
