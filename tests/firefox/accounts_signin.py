@@ -18,8 +18,10 @@ into syncstack's page like a person would, through Marionette. Then:
 - Firefox registered its device (`accounts devices` lists it), and Firefox's "Manage
   account" URL shows the account, the page getting the session from Firefox;
 - a second fresh profile: the sign-up page refuses a short password and a taken address,
-  creates another account outside Firefox's flow (Firefox stays signed out), then the
-  profile signs in to the first account and receives the bookmark.
+  creates another account outside Firefox's flow (Firefox stays signed out) whose account
+  page deletes it, then the profile signs in to the first account and receives the bookmark;
+- Firefox's Manage account page changes the password (a wrong current one refused first):
+  Firefox takes the new session and syncs on, and kB (the key id) is unchanged.
 
 Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 (run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
@@ -42,6 +44,7 @@ from syncstack import Server, child_env
 EMAIL = "family@example.org"
 PASSWORD = "correct horse battery staple"
 OTHER_EMAIL = "cousin@example.org"
+NEW_PASSWORD = "another horse, another battery"
 BOOKMARK_URL = "https://example.org/syncstack-firefox-check"
 BOOKMARK_TITLE = "syncstack bookmark from Firefox \u2603"
 PAGE_TIMEOUT_S = 60
@@ -89,6 +92,10 @@ for (;;) {
 JS_SYNC = JS_MODULES + """
 while (Weave.Service.locked) {
   await sleep(250);
+}
+if (args.newToken) {
+  // Forget the storage token, so that this sync asks the token server for a new one.
+  Weave.Service.identity._token = null;
 }
 await Weave.Service.sync({ why: "user", engines: args.engines });
 return {
@@ -255,11 +262,12 @@ class AccountsChecks:
                 element.send_keys(value)
             self.firefox.client.find_element(By.ID, submit).click()
 
-    def submit_and_wait_error(self, fields, submit, expected):
+    def submit_and_wait_error(self, fields, submit, expected, signed_out=True):
         self.fill(fields, submit)
         state = self.wait_page(lambda s: s["error"] and not s["busy"], "an error")
         expect(expected in state["error"], "error %r lacks %r" % (state["error"], expected))
-        expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in after an error")
+        if signed_out:
+            expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in after an error")
 
     def sign_in_and_wait(self):
         self.fill({"signin-email": EMAIL, "signin-password": PASSWORD}, "signin-submit")
@@ -279,8 +287,9 @@ class AccountsChecks:
         expect(account["syncConfigured"], "Sync is not configured")
         self.kid = account["kid"]
 
-    def sync(self, engines=None):
-        result = self.firefox.chrome(JS_SYNC, {"engines": engines}, timeout_s=120)
+    def sync(self, engines=None, new_token=False):
+        result = self.firefox.chrome(JS_SYNC, {"engines": engines, "newToken": new_token},
+                                     timeout_s=120)
         expect(result["service"] == "success.status_ok" and result["sync"] == "success.sync",
                "sync: %r" % result)
         return result
@@ -371,9 +380,15 @@ class AccountsChecks:
         self.fill({"signup-email": OTHER_EMAIL, "signup-password": PASSWORD,
                    "signup-confirm": PASSWORD}, "signup-submit")
         state = self.wait_page(lambda s: s["account"] or s["error"], "the new account")
-        expect(state["account"] == OTHER_EMAIL and state["through"] == "this page",
+        expect(state["account"] == OTHER_EMAIL and state["through"] == "this web page",
                "after sign-up: %r" % state)
         expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in by a plain sign-up")
+        # ... and that account page deletes it (with its password).
+        self.fill({"delete-password": PASSWORD}, "delete-submit")
+        state = self.wait_page(lambda s: "was deleted" in s["status"] or s["error"], "deletion")
+        expect("was deleted" in state["status"], "deleting: %r" % state)
+        listed = self.cli(["accounts", "list"])
+        expect(OTHER_EMAIL not in listed and EMAIL in listed, "after deletion:\n" + listed)
         with self.content():
             self.firefox.client.navigate(url)
         self.wait_page(lambda s: s["firefox"] == "ready", "the sign-in form")
@@ -381,6 +396,26 @@ class AccountsChecks:
         self.sync()
         found = self.firefox.chrome(JS_FIND_BOOKMARK, {"url": BOOKMARK_URL})
         expect(found and found["title"] == BOOKMARK_TITLE, "bookmark in profile 2: %r" % found)
+
+    def check_password_change_keeps_sync(self):
+        with self.content():
+            self.firefox.client.navigate(self.firefox.chrome(JS_MANAGE_URL))
+        self.wait_page(lambda s: s["account"] == EMAIL, "the account")
+        fields = {"password-old": "not the password", "password-new": NEW_PASSWORD,
+                  "password-confirm": NEW_PASSWORD}
+        self.submit_and_wait_error(fields, "password-submit", "Incorrect password",
+                                   signed_out=False)
+        self.fill(dict(fields, **{"password-old": PASSWORD}), "password-submit")
+        state = self.wait_page(lambda s: "was changed" in s["status"] or s["error"],
+                               "the password changed")
+        expect("was changed" in state["status"], "changing the password: %r" % state)
+        account = self.firefox.chrome(JS_ACCOUNT)
+        expect(account and account["verified"], "Firefox after the change: %r" % account)
+        # The old session and access tokens are revoked and the generation moved: Firefox
+        # gets a new storage token with the new session and syncs on.
+        self.sync(new_token=True)
+        _, _, _, key_id = onepw.sync_credentials(self.server.url, EMAIL, NEW_PASSWORD)
+        expect(key_id == self.kid, "kB changed with the password: %s, %s" % (key_id, self.kid))
 
     def run(self):
         try:
@@ -398,6 +433,8 @@ class AccountsChecks:
                  self.check_bookmark_reaches_the_server),
                 ("a second fresh profile signs in and receives the bookmark",
                  self.check_second_profile_receives_it),
+                ("the account page changes the password; kB stays, Firefox syncs on",
+                 self.check_password_change_keeps_sync),
             ]
             for name, step in steps:
                 if not self.check(name, step):

@@ -318,7 +318,7 @@
         document.getElementById("done-title").focus();
       } else {
         sessionStorage.setItem(SESSION_KEY, JSON.stringify({
-          email: account.email, sessionToken: account.sessionToken,
+          email: account.email, uid: account.uid, sessionToken: account.sessionToken,
         }));
         location.assign(new URL("settings", new URL(body.dataset.origin + "/")).pathname);
       }
@@ -332,52 +332,73 @@
 
   // --- the account page ----------------------------------------------------------------
 
-  async function loadSettings() {
-    let account = null;
-    let through = "this page";
+  async function bearerOf(account) {
+    return `fxs_${(await Onepw.tokenKeys(account.sessionToken, "sessionToken")).id}`;
+  }
+
+  // The session this page signed in itself, or else the one Firefox holds (Firefox's
+  // "Manage account" opens this page and hands it over through fxa_status).
+  async function currentAccount() {
     try {
-      account = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
-    } catch (e) {
-      account = null;
-    }
-    if (!account) {
-      try {
-        const state = await toFirefox("fxaccounts:fxa_status",
-          { service: "sync", context: params.get("context") || "web", isPairing: false }, 1500);
-        if (state.signedInUser && state.signedInUser.sessionToken) {
-          account = state.signedInUser;
-          through = "Firefox";
-        }
-      } catch (e) {
-        account = null;
+      const stored = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+      if (stored) {
+        return { account: stored, through: "this web page" };
       }
+    } catch (e) {
+      sessionStorage.removeItem(SESSION_KEY);
     }
+    try {
+      const state = await toFirefox("fxaccounts:fxa_status",
+        { service: "sync", context: params.get("context") || "web", isPairing: false }, 1500);
+      if (state.signedInUser && state.signedInUser.sessionToken) {
+        return { account: state.signedInUser, through: "Firefox" };
+      }
+    } catch (e) {
+      // Not in Firefox, or not its accounts origin: nobody is signed in here.
+    }
+    return { account: null, through: null };
+  }
+
+  function describe(client) {
+    const agent = client.userAgent || "";
+    const browser = /Firefox\/(\d+)/.exec(agent);
+    const system = ["Android", "iPhone", "iPad", "Windows", "Mac OS", "Linux"].find(os => agent.includes(os));
+    const name = client.name || (browser ? `Firefox ${browser[1]}` : agent || "A session") +
+      (system && !client.name ? ` on ${system.replace("Mac OS", "macOS")}` : "");
+    const when = new Date(client.lastAccessTime).toLocaleString();
+    return `${name}${client.deviceType ? ` (${client.deviceType})` : ""}, last active ${when}` +
+      (client.isCurrentSession ? " (this session)" : "");
+  }
+
+  async function loadSettings() {
+    const { account, through } = await currentAccount();
     if (!account) {
       document.getElementById("settings-signed-out").hidden = false;
       return;
     }
-    const token = `fxs_${(await Onepw.tokenKeys(account.sessionToken, "sessionToken")).id}`;
     document.getElementById("settings-email").textContent = account.email;
     document.getElementById("settings-through").textContent = through;
-    document.getElementById("signout").hidden = through !== "this page";
-    document.getElementById("signout").addEventListener("click", async () => {
+    const signout = document.getElementById("signout");
+    signout.hidden = through !== "this web page";
+    signout.addEventListener("click", async () => {
       try {
-        await api("POST", "/session/destroy", { token, json: {} });
+        await api("POST", "/session/destroy", { token: await bearerOf(account), json: {} });
       } catch (e) {
         // Already gone: forgetting it here is all that is left to do.
       }
       sessionStorage.removeItem(SESSION_KEY);
       location.reload();
     });
+    document.getElementById("password-form").addEventListener("submit",
+      e => changePassword(e, account, through));
+    document.getElementById("delete-form").addEventListener("submit",
+      e => deleteAccount(e, account, through));
     try {
-      const clients = await api("GET", "/account/attached_clients", { token });
-      const list = document.getElementById("devices");
-      list.replaceChildren(...clients.map(client => {
+      const clients = await api("GET", "/account/attached_clients",
+        { token: await bearerOf(account) });
+      document.getElementById("devices").replaceChildren(...clients.map(client => {
         const item = document.createElement("li");
-        const name = client.name || client.userAgent || "A session";
-        const when = new Date(client.lastAccessTime).toLocaleString();
-        item.textContent = `${name}${client.deviceType ? ` (${client.deviceType})` : ""}, ` +
-          `last active ${when}${client.isCurrentSession ? " (this one)" : ""}`;
+        item.textContent = describe(client);
         return item;
       }));
       document.getElementById("settings-account").hidden = false;
@@ -388,6 +409,89 @@
         return;
       }
       fail(explain(error, "settings", account.email)[0]);
+    }
+  }
+
+  // onepw's password change: prove the old password, rebuild kB, re-wrap it under the new
+  // one. The server then revokes every session; this page's (or Firefox's) gets the new one.
+  async function changePassword(event, account, through) {
+    event.preventDefault();
+    const form = event.target;
+    const { old, password, confirm } = form.elements;
+    clearErrors();
+    if (!old.value) {
+      return fail("Enter your current password.", old);
+    }
+    if ([...password.value].length < MIN_PASSWORD) {
+      return fail(`Use a new password of at least ${MIN_PASSWORD} characters.`, password);
+    }
+    if (password.value !== confirm.value) {
+      return fail("The two new passwords are not the same.", confirm);
+    }
+    busy(form, true);
+    say("Changing your password…");
+    try {
+      const oldKeys = await Onepw.stretch(account.email, old.value);
+      const start = await api("POST", "/password/change/start", {
+        token: await bearerOf(account),
+        json: { email: account.email, oldAuthPW: Onepw.toHex(oldKeys.authPW) },
+      });
+      const keyFetch = await Onepw.tokenKeys(start.keyFetchToken, "keyFetchToken");
+      const { bundle } = await api("GET", "/account/keys", { token: `fxk_${keyFetch.id}` });
+      const { wrapKb } = await Onepw.openKeyBundle(keyFetch.bundleKey, bundle);
+      const kB = Onepw.xor(wrapKb, oldKeys.unwrapBKey);
+      const newKeys = await Onepw.stretch(account.email, password.value);
+      const change = await Onepw.tokenKeys(start.passwordChangeToken, "passwordChangeToken");
+      const done = await api("POST", "/password/change/finish", {
+        token: `fxpc_${change.id}`,
+        json: {
+          authPW: Onepw.toHex(newKeys.authPW),
+          wrapKb: Onepw.toHex(Onepw.xor(kB, newKeys.unwrapBKey)),
+        },
+      });
+      account.sessionToken = done.sessionToken;
+      if (through === "Firefox") {
+        await toFirefox("fxaccounts:change_password", {
+          email: account.email, uid: done.uid, sessionToken: done.sessionToken, verified: true,
+        }, 60000);
+      } else {
+        sessionStorage.setItem(SESSION_KEY, JSON.stringify(account));
+      }
+      form.reset();
+      say("Your password was changed. Your other devices will ask for the new one.");
+    } catch (error) {
+      const [text, field] = explain(error, "password", account.email);
+      fail(text, field === "password" ? old : undefined);
+    } finally {
+      busy(form, false);
+    }
+  }
+
+  async function deleteAccount(event, account, through) {
+    event.preventDefault();
+    const form = event.target;
+    const { password } = form.elements;
+    clearErrors();
+    if (!password.value) {
+      return fail("Enter your password to delete the account.", password);
+    }
+    busy(form, true);
+    say("Deleting your account…");
+    try {
+      const keys = await Onepw.stretch(account.email, password.value);
+      await api("POST", "/account/destroy",
+        { json: { email: account.email, authPW: Onepw.toHex(keys.authPW) } });
+      sessionStorage.removeItem(SESSION_KEY);
+      if (through === "Firefox") {
+        await toFirefox("fxaccounts:delete", { uid: account.uid }, 30000).catch(() => null);
+      }
+      document.getElementById("settings-account").hidden = true;
+      say(`The account ${account.email} was deleted.`);
+    } catch (error) {
+      const [text, field] = explain(error, "delete", account.email);
+      fail(text, field === "password" ? password : undefined);
+    } finally {
+      busy(form, false);
     }
   }
 
