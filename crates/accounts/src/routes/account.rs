@@ -126,7 +126,7 @@ pub(super) async fn keys(
         .ok_or(ApiError::InvalidToken("key fetch token already used"))?;
     let ttl_ms =
         i64::try_from(service.inner.settings.one_time_token_ttl_secs * 1000).unwrap_or(i64::MAX);
-    if taken.created_at.saturating_add(ttl_ms) < now_ms() {
+    if taken.created_at.saturating_add(ttl_ms) <= now_ms() {
         return Err(ApiError::InvalidToken("key fetch token expired"));
     }
     let bundle = taken

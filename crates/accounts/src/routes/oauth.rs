@@ -278,7 +278,7 @@ async fn exchange_code(
     if stored.client_id != client_id {
         return Err(ApiError::MismatchCode);
     }
-    if stored.expires_at < now_ms() {
+    if stored.expires_at <= now_ms() {
         return Err(ApiError::ExpiredCode);
     }
     let verifier = request

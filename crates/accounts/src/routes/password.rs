@@ -80,7 +80,7 @@ pub(super) async fn finish(
         .ok_or(ApiError::InvalidToken("password change token already used"))?;
     let ttl_ms =
         i64::try_from(service.inner.settings.one_time_token_ttl_secs * 1000).unwrap_or(i64::MAX);
-    if taken.created_at.saturating_add(ttl_ms) < now_ms() {
+    if taken.created_at.saturating_add(ttl_ms) <= now_ms() {
         return Err(ApiError::InvalidToken("password change token expired"));
     }
     let account = account_of(&service, &taken.uid).await?;

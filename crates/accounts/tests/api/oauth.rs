@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Server, Token, start};
+use crate::support::{Server, Token, start, start_with};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const KEYS_JWE: &str = "eyJhbGciOiJFQ0RILUVTIn0..aXY.Y2lwaGVy.dGFn";
@@ -466,4 +466,24 @@ async fn well_known_documents_point_at_this_origin() {
         .call(Method::GET, "/auth/v1/account/status?uid=xyz", None, None)
         .await;
     assert_eq!((bad_uid.status.as_u16(), bad_uid.errno()), (400, 107));
+}
+
+#[tokio::test]
+async fn an_expired_code_is_107_and_an_expired_key_fetch_token_110() {
+    let server = start_with(accounts::AccountsSettings {
+        code_ttl_secs: 0,
+        one_time_token_ttl_secs: 0,
+        ..Default::default()
+    })
+    .await;
+    let created = server.sign_up("hal@example.org", "hal's pw").await;
+    let session = Token::new(created["sessionToken"].as_str().unwrap(), "sessionToken");
+    let code = code(&server, &session, OLDSYNC_SCOPE).await;
+    let expired = exchange(&server, &code, VERIFIER).await;
+    assert_eq!((expired.status.as_u16(), expired.errno()), (400, 107));
+    let fetch = Token::new(created["keyFetchToken"].as_str().unwrap(), "keyFetchToken");
+    let keys = server
+        .hawk_call(&fetch, Method::GET, "/auth/v1/account/keys", None)
+        .await;
+    assert_eq!((keys.status.as_u16(), keys.errno()), (401, 110));
 }

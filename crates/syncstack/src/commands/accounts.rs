@@ -116,22 +116,36 @@ pub async fn run(settings: &Settings, command: AccountsCommand) -> anyhow::Resul
         }
         AccountsCommand::List => {
             let accounts = idp.list_accounts()?;
-            if accounts.is_empty() {
+            // Accounts signed up from Firefox have no identity provider account.
+            let firefox_accounts = match &firefox {
+                Some(firefox) => firefox.list_accounts().await?,
+                None => Vec::new(),
+            };
+            if accounts.is_empty() && firefox_accounts.is_empty() {
                 println!("no accounts; add one with `syncstack accounts add NAME`");
             }
-            for account in accounts {
+            for account in &accounts {
                 let password = if account.has_password {
                     "password"
                 } else {
                     "no password"
                 };
-                let firefox = match &firefox {
-                    Some(firefox) if firefox.account(&account.name).await?.is_some() => "  firefox",
-                    _ => "",
-                };
+                let linked = firefox_accounts.iter().any(|f| f.uid == account.uid);
                 println!(
-                    "{:<24} uid {}  generation {}  {password}{firefox}",
-                    account.name, account.uid, account.generation
+                    "{:<24} uid {}  generation {}  {password}{}",
+                    account.name,
+                    account.uid,
+                    account.generation,
+                    if linked { "  firefox" } else { "" }
+                );
+            }
+            for account in firefox_accounts
+                .iter()
+                .filter(|f| !accounts.iter().any(|a| a.uid == f.uid))
+            {
+                println!(
+                    "{:<24} uid {}  generation {}  firefox only (signed up from Firefox)",
+                    account.email, account.uid, account.generation
                 );
             }
         }

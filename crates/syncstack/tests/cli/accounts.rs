@@ -112,3 +112,40 @@ async fn an_account_added_by_the_cli_signs_in_by_onepw_and_is_one_user() {
     assert_eq!((status, refused["errno"].as_u64()), (400, Some(102)));
     server.stop().await;
 }
+
+/// An account signed up from Firefox (sign-up is open until the first account exists) is
+/// listed and removed by the CLI like any other.
+#[tokio::test]
+async fn an_account_signed_up_over_http_is_listed_and_removed_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Node::start_in(dir.path(), &[], &[]).await;
+    let keys = ClientKeys::derive("bea@example.org", PASSWORD);
+    let (status, created) = post(
+        format!("{}/auth/v1/account/create", server.url),
+        None,
+        json!({"email": "bea@example.org", "authPW": hex::encode(keys.auth_pw)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let listed = run_ok(dir.path(), &["accounts", "list"], &[], "");
+    assert!(
+        listed.contains("bea@example.org") && listed.contains("firefox only"),
+        "{listed}"
+    );
+    let (status, closed) = post(
+        format!("{}/auth/v1/account/create", server.url),
+        None,
+        json!({"email": "cid@example.org", "authPW": hex::encode(keys.auth_pw)}),
+    )
+    .await;
+    assert_eq!((status, closed["errno"].as_u64()), (403, Some(202)));
+    run_ok(
+        dir.path(),
+        &["accounts", "remove", "bea@example.org"],
+        &[],
+        "",
+    );
+    let listed = run_ok(dir.path(), &["accounts", "list"], &[], "");
+    assert!(listed.starts_with("no accounts"), "{listed}");
+    server.stop().await;
+}
