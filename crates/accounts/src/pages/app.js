@@ -265,6 +265,10 @@
       return ["Firefox did not answer this page. Open the sign-in from Firefox itself, with " +
         `identity.fxaccounts.autoconfig.uri set to ${ORIGIN} in about:config.`];
     }
+    if (error instanceof FirefoxError && /INVALID_STATE|FLOW_ABANDONED/.test(error.message)) {
+      return ["Firefox no longer expects this sign-in (it was restarted, or signed in " +
+        "another way). Choose Sign in in Firefox again."];
+    }
     if (error instanceof FirefoxError) {
       return [`Firefox could not finish signing in: ${error.message}`];
     }
