@@ -352,13 +352,16 @@
       sessionStorage.removeItem(SESSION_KEY);
     }
     try {
+      say("Loading your account…");
       const state = await toFirefox("fxaccounts:fxa_status",
-        { service: "sync", context: params.get("context") || "web", isPairing: false }, 1500);
+        { service: "sync", context: params.get("context") || "web", isPairing: false }, 4000);
       if (state.signedInUser && state.signedInUser.sessionToken) {
         return { account: state.signedInUser, through: "Firefox" };
       }
     } catch (e) {
       // Not in Firefox, or not its accounts origin: nobody is signed in here.
+    } finally {
+      say("");
     }
     return { account: null, through: null };
   }
@@ -528,17 +531,28 @@
       fail("This page needs a secure context (HTTPS, or http://localhost): browsers only " +
         "offer the cryptography it uses there.");
     } else if (firefoxFlow) {
+      // Firefox answers at once; if it has not after a few seconds, say what to check, and
+      // keep listening (a busy machine may just be slow).
+      let warned = false;
+      const slow = setTimeout(() => {
+        warned = true;
+        say("Firefox has not answered this page yet: if signing in stops there, check that " +
+          `identity.fxaccounts.autoconfig.uri is ${ORIGIN} in about:config.`);
+      }, 5000);
       toFirefox("fxaccounts:fxa_status",
         { service: params.get("service") || "sync", context: params.get("context"), isPairing: false },
-        5000).then(state => {
+        120000).then(state => {
+        clearTimeout(slow);
+        if (warned) {
+          say("");
+        }
         const email = state.signedInUser && state.signedInUser.email;
         if (email && !params.get("email")) {
           document.getElementById("signin-email").value = email;
         }
         body.dataset.firefox = "ready";
       }, () => {
-        say("Firefox has not answered this page yet: if signing in stops there, check that " +
-          `identity.fxaccounts.autoconfig.uri is ${ORIGIN} in about:config.`);
+        body.dataset.firefox = "silent";
       });
     }
   }
