@@ -1,8 +1,8 @@
 // The accounts pages: the sign-in and sign-up forms, the account page, and Firefox's
 // `account_updates` WebChannel. With Firefox's OAuth query (context=oauth_webchannel_v1,
 // keys_jwk, state, code_challenge), signing in here connects that Firefox: fxa_status,
-// can_link_account, login (the session), an authorization code carrying the oldsync key
-// encrypted to Firefox (keys_jwe), then oauth_login, after which Firefox syncs.
+// can_link_account, an authorization code carrying the oldsync key encrypted to Firefox
+// (keys_jwe), login (the session), then oauth_login, after which Firefox syncs.
 //
 // Written for syncstack; see onepw.js for the cryptography.
 "use strict";
@@ -203,13 +203,6 @@
       const key = await Onepw.oldsyncKey(account.kB, meta.keyRotationTimestamp);
       keysJwe = await Onepw.keysJwe(params.get("keys_jwk"), { [Onepw.OLDSYNC]: key });
     }
-    await toFirefox("fxaccounts:login", {
-      email: account.email,
-      uid: account.uid,
-      sessionToken: account.sessionToken,
-      verified: true,
-      services: { sync: {} },
-    }, 60000);
     const code = await api("POST", "/oauth/authorization", {
       token: account.bearer,
       json: {
@@ -223,6 +216,15 @@
         keys_jwe: keysJwe,
       },
     });
+    // Firefox stores the session first (oauth_login reads it), then completes its flow. The
+    // code is asked for before either, so that a refusal leaves Firefox untouched.
+    await toFirefox("fxaccounts:login", {
+      email: account.email,
+      uid: account.uid,
+      sessionToken: account.sessionToken,
+      verified: true,
+      services: { sync: {} },
+    }, 60000);
     await toFirefox("fxaccounts:oauth_login",
       { code: code.code, state: code.state, redirect: code.redirect, action: "signin" }, 120000);
   }
