@@ -10,7 +10,7 @@ into syncstack's page like a person would, through Marionette. Then:
 
 - the page's onepw code gives the protocol's example values (andré@example.org);
 - wrong password and unknown account: the page says so, and Firefox stays signed out;
-- the right password: the page runs onepw, sends Firefox the session over the WebChannel,
+- the right password, submitted with Enter: the page runs onepw, sends Firefox the session over the WebChannel,
   gets a code carrying keys_jwe and hands it over; Firefox exchanges it, decrypts the
   oldsync key, and its account is verified with the key id the token server expects;
 - Sync: a first sync succeeds, then a bookmark added in that profile reaches the server
@@ -254,13 +254,19 @@ class AccountsChecks:
         return url
 
     def fill(self, fields, submit):
+        """Types `fields` (id: text) and clicks `submit`; with `submit=None`, presses Enter
+        in the last field instead, as a keyboard user would."""
         from marionette_driver.by import By
+        from marionette_driver.keys import Keys
         with self.content():
             for element_id, value in fields.items():
                 element = self.firefox.client.find_element(By.ID, element_id)
                 element.clear()
                 element.send_keys(value)
-            self.firefox.client.find_element(By.ID, submit).click()
+            if submit is None:
+                element.send_keys(Keys.ENTER)
+            else:
+                self.firefox.client.find_element(By.ID, submit).click()
 
     def submit_and_wait_error(self, fields, submit, expected, signed_out=True):
         self.fill(fields, submit)
@@ -270,7 +276,7 @@ class AccountsChecks:
             expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in after an error")
 
     def sign_in_and_wait(self):
-        self.fill({"signin-email": EMAIL, "signin-password": PASSWORD}, "signin-submit")
+        self.fill({"signin-email": EMAIL, "signin-password": PASSWORD}, None)
         state = self.wait_page(lambda s: s["view"] == "done" or (s["error"] and not s["busy"]),
                                "the signed-in page", SIGNIN_TIMEOUT_S)
         expect(state["view"] == "done", "page error: %s" % state["error"])
