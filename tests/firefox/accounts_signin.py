@@ -10,9 +10,10 @@ into syncstack's page like a person would, through Marionette. Then:
 
 - the page's onepw code gives the protocol's example values (andré@example.org);
 - wrong password and unknown account: the page says so, and Firefox stays signed out;
-- the right password, submitted with Enter: the page runs onepw, sends Firefox the session over the WebChannel,
-  gets a code carrying keys_jwe and hands it over; Firefox exchanges it, decrypts the
-  oldsync key, and its account is verified with the key id the token server expects;
+- the right password, submitted with Enter: the page runs onepw, gets a code carrying
+  keys_jwe, and hands Firefox the session and the code over the WebChannel; Firefox
+  exchanges the code, decrypts the oldsync key, and its account is verified with the key
+  id the token server expects;
 - Sync: a first sync succeeds, then a bookmark added in that profile reaches the server
   (the CLI, signed in to the same account by onepw, lists it);
 - Firefox registered its device (`accounts devices` lists it), and Firefox's "Manage
