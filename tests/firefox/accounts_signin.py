@@ -22,7 +22,8 @@ into syncstack's page like a person would, through Marionette. Then:
   creates another account outside Firefox's flow (Firefox stays signed out) whose account
   page deletes it, then the profile signs in to the first account and receives the bookmark;
 - Firefox's Manage account page changes the password (a wrong current one refused first):
-  Firefox takes the new session and syncs on, and kB (the key id) is unchanged.
+  Firefox takes the new session and syncs on, and kB (the key id) is unchanged;
+- Firefox signs out, and the server forgets its device and session.
 
 Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 (run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
@@ -118,6 +119,19 @@ for (;;) {
   }
   await sleep(250);
 }
+"""
+# Firefox tells the server in the background; it notifies this topic once done.
+JS_SIGN_OUT = JS_MODULES + """
+const done = new Promise(resolve => {
+  const observer = () => {
+    Services.obs.removeObserver(observer, "testhelper-fxa-signout-complete");
+    resolve();
+  };
+  Services.obs.addObserver(observer, "testhelper-fxa-signout-complete");
+});
+await fxAccounts.signOut();
+await done;
+return await fxAccounts.getSignedInUser();
 """
 JS_ADD_BOOKMARK = JS_MODULES + """
 const item = await PlacesUtils.bookmarks.insert({
@@ -424,6 +438,14 @@ class AccountsChecks:
         _, _, _, key_id = onepw.sync_credentials(self.server.url, EMAIL, NEW_PASSWORD)
         expect(key_id == self.kid, "kB changed with the password: %s, %s" % (key_id, self.kid))
 
+    def check_sign_out(self):
+        device = self.firefox.chrome(JS_DEVICE_ID, timeout_s=40)
+        expect(device and device in self.cli(["accounts", "devices", EMAIL]),
+               "device %s not listed before signing out" % device)
+        expect(self.firefox.chrome(JS_SIGN_OUT) is None, "still signed in")
+        listed = self.cli(["accounts", "devices", EMAIL])
+        expect(device not in listed, "signed out, yet listed:\n" + listed)
+
     def run(self):
         try:
             steps = [
@@ -442,6 +464,8 @@ class AccountsChecks:
                  self.check_second_profile_receives_it),
                 ("the account page changes the password; kB stays, Firefox syncs on",
                  self.check_password_change_keeps_sync),
+                ("Firefox signs out: its device and session are gone from the server",
+                 self.check_sign_out),
             ]
             for name, step in steps:
                 if not self.check(name, step):
