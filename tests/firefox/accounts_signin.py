@@ -23,7 +23,9 @@ into syncstack's page like a person would, through Marionette. Then:
   page deletes it, then the profile signs in to the first account and receives the bookmark;
 - Firefox's Manage account page changes the password (a wrong current one refused first):
   Firefox takes the new session and syncs on, and kB (the key id) is unchanged;
-- Firefox signs out, and the server forgets its device and session.
+- Firefox signs out, and the server forgets its device and session;
+- restarted with the default policy (closed once an account exists), the sign-up page
+  says so and shows no form.
 
 Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 (run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
@@ -151,6 +153,9 @@ return {
   error: text("error"),
   status: text("status"),
   firefox: document.body.dataset.firefox || "",
+  signUpForm: !document.getElementById("signup-form").hidden,
+  text: visible.map(s => [...s.querySelectorAll("p, div")].filter(e => e.offsetParent)
+    .map(e => e.textContent).join(" ")).join(" ").replace(/\\s+/g, " "),
   account: text("settings-account") && document.getElementById("settings-email").textContent,
   through: document.getElementById("settings-through").textContent,
   devices: document.getElementById("devices").children.length,
@@ -446,6 +451,16 @@ class AccountsChecks:
         listed = self.cli(["accounts", "devices", EMAIL])
         expect(device not in listed, "signed out, yet listed:\n" + listed)
 
+    def check_closed_sign_up(self):
+        # The default policy: open until the first account exists, then closed.
+        self.server.terminate()
+        self.server = Server(self.binary, self.dir, ["--listen", "127.0.0.1:%d" % self.port])
+        with self.content():
+            self.firefox.client.navigate(self.server.url + "/signup")
+        state = self.wait_page(lambda s: s["view"] == "signup", "the sign-up page")
+        expect(not state["signUpForm"] and "does not take new sign-ups" in state["text"],
+               "sign-up page with sign-ups closed: %r" % state)
+
     def run(self):
         try:
             steps = [
@@ -466,6 +481,8 @@ class AccountsChecks:
                  self.check_password_change_keeps_sync),
                 ("Firefox signs out: its device and session are gone from the server",
                  self.check_sign_out),
+                ("with sign-ups closed, the sign-up page says so and offers no form",
+                 self.check_closed_sign_up),
             ]
             for name, step in steps:
                 if not self.check(name, step):
