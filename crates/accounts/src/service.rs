@@ -130,6 +130,13 @@ impl AccountsService {
         }
     }
 
+    /// Sets the account's generation to a linked identity account's, after the operator
+    /// moved that one (`syncstack accounts passwd`): the token server keeps the newest
+    /// generation it saw for the user, so both issuers must carry the same one.
+    pub async fn align_generation(&self, uid: &str, generation: i64) -> Result<(), StoreError> {
+        self.inner.store.set_generation(uid, generation).await
+    }
+
     /// The account's devices (for `syncstack accounts devices`).
     pub async fn devices(&self, uid: &str) -> Result<Vec<crate::store::DeviceRecord>, StoreError> {
         self.inner.store.devices(uid).await

@@ -254,7 +254,11 @@ pub(super) async fn profile(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ApiError::InvalidToken("no Bearer access token"))?;
-    let claims = service.verify_access_token(token.trim())?;
+    // 401 for any bad token, expired included: Firefox's profile client answers a 401 by
+    // fetching a fresh token, and any other error by giving up.
+    let claims = service
+        .verify_access_token(token.trim())
+        .map_err(|_| ApiError::InvalidToken("invalid or expired access token"))?;
     if !claims
         .scope
         .split_whitespace()

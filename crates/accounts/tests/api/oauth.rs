@@ -269,6 +269,8 @@ async fn fxa_credentials_gives_sync_and_profile_tokens_to_a_session() {
     assert_eq!(answer.body["email"], "grace@example.org");
     let refused = read_profile(&sync.body["access_token"]).await;
     assert_eq!((refused.status.as_u16(), refused.errno()), (401, 110));
+    let garbage = read_profile(&json!("not-a-token")).await;
+    assert_eq!((garbage.status.as_u16(), garbage.errno()), (401, 110));
 
     let unauthenticated = server
         .post("/auth/v1/oauth/token", grant(OLDSYNC_SCOPE, 60))

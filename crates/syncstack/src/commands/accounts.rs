@@ -169,8 +169,11 @@ pub async fn run(settings: &Settings, command: AccountsCommand) -> anyhow::Resul
                 account.generation
             );
             if let Some(firefox) = &firefox
-                && firefox.account(&name).await?.is_some()
+                && let Some(linked) = firefox.account(&name).await?
             {
+                firefox
+                    .align_generation(&linked.uid, i64::try_from(account.generation)?)
+                    .await?;
                 // The server cannot re-wrap kB without the old password; a change that
                 // keeps the synced data is made by the client (password/change/*).
                 eprintln!(

@@ -100,6 +100,37 @@ async fn an_account_added_by_the_cli_signs_in_by_onepw_and_is_one_user() {
     assert_eq!(cli["uid"], firefox["uid"]);
     assert_eq!(cli["api_endpoint"], firefox["api_endpoint"]);
 
+    // A CLI password change moves both generations: the CLI's new token raises the
+    // user's generation at the token server, and Firefox's next token still passes.
+    run_ok(
+        dir.path(),
+        &["accounts", "passwd", EMAIL],
+        &[],
+        "another password\n",
+    );
+    let cli_token = run_ok(dir.path(), &["accounts", "token", EMAIL], &[], "");
+    let (status, after) = server.token_for(cli_token.trim(), &key_id).await;
+    assert_eq!(status, 200, "{after}");
+    let (_, regranted) = post(
+        format!("{}/auth/v1/oauth/token", server.url),
+        Some(bearer(session, TokenKind::Session)),
+        json!({"grant_type": "fxa-credentials", "client_id": "5882386c6d801776",
+               "scope": oldsync}),
+    )
+    .await;
+    let (status, again) = server
+        .token_for(regranted["access_token"].as_str().unwrap(), &key_id)
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["uid"], firefox["uid"]);
+    let (status, stale) = server
+        .token_for(granted["access_token"].as_str().unwrap(), &key_id)
+        .await;
+    assert_eq!(
+        status, 401,
+        "tokens from before the change are refused: {stale}"
+    );
+
     let listed = run_ok(dir.path(), &["accounts", "list"], &[], "");
     assert!(listed.contains("firefox"), "{listed}");
     run_ok(dir.path(), &["accounts", "remove", EMAIL], &[], "");

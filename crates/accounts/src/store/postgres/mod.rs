@@ -16,77 +16,14 @@ use tokio_postgres::types::ToSql;
 use super::{
     AccountRecord, AccountStore, CodeRecord, DeviceRecord, RefreshRecord, StoreError, TokenRecord,
 };
-use crate::onepw::{StretchCost, TokenKind, Verifier};
+use crate::onepw::{TokenKind, Verifier};
 
-/// Each entry moves the schema one version forward; never edit a shipped one.
-const MIGRATIONS: &[&str] = &[r#"
-    CREATE TABLE fxa_accounts (
-        uid              TEXT PRIMARY KEY,
-        email            TEXT NOT NULL,
-        normalized_email TEXT NOT NULL UNIQUE,
-        auth_salt        BYTEA NOT NULL,
-        stretch_cost     TEXT NOT NULL,
-        verify_hash      BYTEA NOT NULL,
-        wrap_wrap_kb     BYTEA NOT NULL,
-        ka               BYTEA NOT NULL,
-        generation       BIGINT NOT NULL,
-        keys_changed_at  BIGINT NOT NULL,
-        created_at       BIGINT NOT NULL,
-        display_name     TEXT
-    );
-    CREATE TABLE fxa_tokens (
-        id_hash    BYTEA PRIMARY KEY,
-        kind       TEXT NOT NULL,
-        uid        TEXT NOT NULL REFERENCES fxa_accounts (uid) ON DELETE CASCADE,
-        auth_key   BYTEA NOT NULL,
-        key_bundle BYTEA,
-        created_at BIGINT NOT NULL,
-        user_agent TEXT
-    );
-    CREATE INDEX fxa_tokens_by_uid ON fxa_tokens (uid);
-    CREATE TABLE fxa_codes (
-        code_hash      BYTEA PRIMARY KEY,
-        uid            TEXT NOT NULL REFERENCES fxa_accounts (uid) ON DELETE CASCADE,
-        client_id      TEXT NOT NULL,
-        scope          TEXT NOT NULL,
-        code_challenge TEXT NOT NULL,
-        keys_jwe       TEXT,
-        offline        BOOLEAN NOT NULL,
-        auth_at        BIGINT NOT NULL,
-        expires_at     BIGINT NOT NULL
-    );
-    CREATE TABLE fxa_refresh_tokens (
-        token_hash BYTEA PRIMARY KEY,
-        uid        TEXT NOT NULL REFERENCES fxa_accounts (uid) ON DELETE CASCADE,
-        client_id  TEXT NOT NULL,
-        scope      TEXT NOT NULL,
-        created_at BIGINT NOT NULL
-    );
-    CREATE INDEX fxa_refresh_tokens_by_uid ON fxa_refresh_tokens (uid);
-    CREATE TABLE fxa_devices (
-        id                 TEXT PRIMARY KEY,
-        uid                TEXT NOT NULL REFERENCES fxa_accounts (uid) ON DELETE CASCADE,
-        session_id_hash    BYTEA UNIQUE,
-        name               TEXT NOT NULL,
-        device_type        TEXT NOT NULL,
-        push_callback      TEXT,
-        push_public_key    TEXT,
-        push_auth_key      TEXT,
-        available_commands TEXT NOT NULL,
-        created_at         BIGINT NOT NULL,
-        last_access_at     BIGINT NOT NULL
-    );
-    CREATE INDEX fxa_devices_by_uid ON fxa_devices (uid);
-"#];
+mod rows;
 
-const ACCOUNT_COLUMNS: &str = "uid, email, normalized_email, auth_salt, stretch_cost, \
-    verify_hash, wrap_wrap_kb, ka, generation, keys_changed_at, created_at, display_name";
-const TOKEN_COLUMNS: &str = "id_hash, kind, uid, auth_key, key_bundle, created_at, user_agent";
-const DEVICE_COLUMNS: &str = "id, uid, session_id_hash, name, device_type, push_callback, \
-    push_public_key, push_auth_key, available_commands, created_at, last_access_at";
-const CODE_COLUMNS: &str =
-    "code_hash, uid, client_id, scope, code_challenge, keys_jwe, offline, auth_at, expires_at";
-const REFRESH_COLUMNS: &str = "token_hash, uid, client_id, scope, created_at";
+use rows::{
+    ACCOUNT_COLUMNS, CODE_COLUMNS, DEVICE_COLUMNS, MIGRATIONS, REFRESH_COLUMNS, TOKEN_COLUMNS,
+    account_from_row, code_from_row, device_from_row, refresh_from_row, token_from_row,
+};
 
 /// The advisory lock key of the first-account check.
 const FIRST_ACCOUNT_LOCK: i64 = 0x6678_615f_6669_7273;
@@ -168,88 +105,6 @@ async fn execute(
 ) -> Result<u64, StoreError> {
     let statement = client.prepare_cached(sql).await.map_err(driver)?;
     client.execute(&statement, params).await.map_err(driver)
-}
-
-fn key32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Backend("a stored key is not 32 bytes".into()))
-}
-
-fn account_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
-    let cost: String = row.get(4);
-    Ok(AccountRecord {
-        uid: row.get(0),
-        email: row.get(1),
-        normalized_email: row.get(2),
-        verifier: Verifier {
-            salt: key32(row.get(3))?,
-            cost: StretchCost::decode(&cost)
-                .ok_or_else(|| StoreError::Backend("bad stretch cost".into()))?,
-            verify_hash: key32(row.get(5))?,
-            wrap_wrap_kb: key32(row.get(6))?,
-        },
-        ka: key32(row.get(7))?,
-        generation: row.get(8),
-        keys_changed_at: row.get(9),
-        created_at: row.get(10),
-        display_name: row.get(11),
-    })
-}
-
-fn token_from_row(row: &Row) -> Result<TokenRecord, StoreError> {
-    let kind: String = row.get(1);
-    Ok(TokenRecord {
-        id_hash: key32(row.get(0))?,
-        kind: TokenKind::from_db_name(&kind)
-            .ok_or_else(|| StoreError::Backend("bad token kind".into()))?,
-        uid: row.get(2),
-        auth_key: key32(row.get(3))?,
-        key_bundle: row.get(4),
-        created_at: row.get(5),
-        user_agent: row.get(6),
-    })
-}
-
-fn device_from_row(row: &Row) -> Result<DeviceRecord, StoreError> {
-    let session: Option<Vec<u8>> = row.get(2);
-    Ok(DeviceRecord {
-        id: row.get(0),
-        uid: row.get(1),
-        session_id_hash: session.map(key32).transpose()?,
-        name: row.get(3),
-        device_type: row.get(4),
-        push_callback: row.get(5),
-        push_public_key: row.get(6),
-        push_auth_key: row.get(7),
-        available_commands: row.get(8),
-        created_at: row.get(9),
-        last_access_at: row.get(10),
-    })
-}
-
-fn code_from_row(row: &Row) -> Result<CodeRecord, StoreError> {
-    Ok(CodeRecord {
-        code_hash: key32(row.get(0))?,
-        uid: row.get(1),
-        client_id: row.get(2),
-        scope: row.get(3),
-        code_challenge: row.get(4),
-        keys_jwe: row.get(5),
-        offline: row.get(6),
-        auth_at: row.get(7),
-        expires_at: row.get(8),
-    })
-}
-
-fn refresh_from_row(row: &Row) -> Result<RefreshRecord, StoreError> {
-    Ok(RefreshRecord {
-        token_hash: key32(row.get(0))?,
-        uid: row.get(1),
-        client_id: row.get(2),
-        scope: row.get(3),
-        created_at: row.get(4),
-    })
 }
 
 fn all<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
