@@ -160,6 +160,8 @@ return {
   through: document.getElementById("settings-through").textContent,
   devices: document.getElementById("devices").children.length,
   busy: [...document.forms].some(f => f.getAttribute("aria-busy") === "true"),
+  focus: document.activeElement ? document.activeElement.id : "",
+  invalid: [...document.querySelectorAll("[aria-invalid=true]")].map(e => e.id),
 };
 """
 
@@ -288,10 +290,16 @@ class AccountsChecks:
             else:
                 self.firefox.client.find_element(By.ID, submit).click()
 
-    def submit_and_wait_error(self, fields, submit, expected, signed_out=True):
+    def submit_and_wait_error(self, fields, submit, expected, signed_out=True, field=None):
+        """Submits, waits for the error; with `field`, checks that the error marks that
+        field invalid and puts the keyboard focus on it."""
         self.fill(fields, submit)
         state = self.wait_page(lambda s: s["error"] and not s["busy"], "an error")
         expect(expected in state["error"], "error %r lacks %r" % (state["error"], expected))
+        if field is not None:
+            expect(state["focus"] == field and state["invalid"] == [field],
+                   "after %r: focus on %r, invalid %r" % (expected, state["focus"],
+                                                          state["invalid"]))
         if signed_out:
             expect(self.firefox.chrome(JS_ACCOUNT) is None, "Firefox signed in after an error")
 
@@ -346,10 +354,12 @@ class AccountsChecks:
             stretched = self.firefox.client.execute_async_script(JS_PAGE_ONEPW, sandbox=None)
         expect(stretched == ONEPW_EXAMPLE, "the page's onepw: %r" % stretched)
         self.submit_and_wait_error({"signin-email": EMAIL, "signin-password": "not the password"},
-                                   "signin-submit", "Incorrect password")
+                                   "signin-submit", "Incorrect password",
+                                   field="signin-password")
         self.submit_and_wait_error({"signin-email": "nobody@example.org",
                                     "signin-password": PASSWORD},
-                                   "signin-submit", "There is no account for nobody@example.org")
+                                   "signin-submit", "There is no account for nobody@example.org",
+                                   field="signin-email")
 
     def check_first_profile_signs_in(self):
         self.sign_in_and_wait()
@@ -396,7 +406,8 @@ class AccountsChecks:
                        "the sign-up form")
         self.submit_and_wait_error({"signup-email": "new@example.org",
                                     "signup-password": "short", "signup-confirm": "short"},
-                                   "signup-submit", "at least 8 characters")
+                                   "signup-submit", "at least 8 characters",
+                                   field="signup-password")
         self.submit_and_wait_error({"signup-email": EMAIL, "signup-password": PASSWORD,
                                     "signup-confirm": PASSWORD},
                                    "signup-submit", "already exists")

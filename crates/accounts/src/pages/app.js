@@ -329,6 +329,7 @@
         location.assign(new URL("settings", new URL(body.dataset.origin + "/")).pathname);
       }
     } catch (error) {
+      busy(form, false); // first: a disabled field cannot take the focus
       const [text, fieldName] = explain(error, mode, email);
       fail(text, fieldName && form.elements[fieldName]);
     } finally {
@@ -469,6 +470,7 @@
       form.reset();
       say("Your password was changed. Your other devices will ask for the new one.");
     } catch (error) {
+      busy(form, false); // first: a disabled field cannot take the focus
       const [text, field] = explain(error, "password", account.email);
       fail(text, field === "password" ? old : undefined);
     } finally {
@@ -497,6 +499,7 @@
       document.getElementById("settings-account").hidden = true;
       say(`The account ${account.email} was deleted.`);
     } catch (error) {
+      busy(form, false); // first: a disabled field cannot take the focus
       const [text, field] = explain(error, "delete", account.email);
       fail(text, field === "password" ? password : undefined);
     } finally {
