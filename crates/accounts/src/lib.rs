@@ -17,7 +17,8 @@
 //!
 //! Routes live under `/auth/v1` (Mozilla's auth and OAuth servers in one) and
 //! `/profile/v1`, plus the two `/.well-known` documents at the root; see [`router`].
-//! The web pages that run onepw in the browser are not part of this crate yet.
+//! The web pages Firefox opens (sign in, sign up, the account) are in `pages`: they
+//! run onepw in the browser and complete Firefox's WebChannel flow.
 //!
 //! **Boundary:** knows nothing of Sync storage or the token server; the signed access
 //! token and the JWKS are the whole contract, as for any other issuer.
@@ -28,6 +29,7 @@ mod auth;
 mod error;
 mod limits;
 pub mod onepw;
+mod pages;
 mod routes;
 mod service;
 mod settings;

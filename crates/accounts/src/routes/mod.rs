@@ -70,6 +70,7 @@ pub fn router(service: AccountsService) -> Router {
         .route("/auth/v1/client/{id}", get(oauth::client_info))
         .route("/auth/v1/oauth/client/{id}", get(oauth::client_info))
         .route("/profile/v1/profile", get(devices::profile))
+        .merge(crate::pages::routes())
         // Clients expect JSON even for a path or method this server does not know.
         .route("/auth/v1/{*rest}", any(unknown_endpoint))
         .route("/profile/v1/{*rest}", any(unknown_endpoint))
