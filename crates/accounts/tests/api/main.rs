@@ -10,5 +10,6 @@
 
 mod oauth;
 mod onepw;
+mod pages;
 mod support;
 mod tokens;
