@@ -34,7 +34,6 @@ Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import traceback
 
 import onepw
 from firefox import Firefox
-from syncstack import Server, child_env
+from syncstack import CheckFailed, Server, child_env, expect, free_port
 
 EMAIL = "family@example.org"
 PASSWORD = "correct horse battery staple"
@@ -176,21 +175,6 @@ ONEPW_EXAMPLE = {
     "authPW": "247b675ffb4c46310bc87e26d712153abe5e1c90ef00a4784594f97ef54f2375",
     "unwrapBKey": "de6a2648b78284fcb9ffa81ba95803309cfba7af583c01a8a1a63e567234dd28",
 }
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AccountsChecks:

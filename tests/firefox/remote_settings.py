@@ -15,7 +15,6 @@ Usage: remote_settings.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 
 import os
 import shutil
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 import traceback
 
 from firefox import ChromeError, Firefox
-from syncstack import Server, call, run
+from syncstack import CheckFailed, Server, call, expect, free_port, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "crates", "content-signature", "tests", "data")
@@ -101,21 +100,6 @@ return results;
 """
 STARTUP_COLLECTIONS = [["main", "search-config-v2"], ["main", "nimbus-desktop-experiments"],
                        ["security-state", "onecrl"], ["main", "not-on-this-server"]]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RemoteSettingsChecks:

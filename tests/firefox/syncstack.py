@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -111,3 +112,19 @@ def call(method, url, auth=None, body=None):
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read()
     return status, (json.loads(text) if text else None)
+
+
+class CheckFailed(Exception):
+    """A check's expectation did not hold (as opposed to an error while running it)."""
+
+
+def expect(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+def free_port():
+    """A loopback port free right now, for a server started next."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
