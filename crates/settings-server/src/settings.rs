@@ -65,9 +65,11 @@ pub struct KintoSettings {
     pub record_cache_maximum_expires_seconds: u64,
 }
 
-/// A list of principals: a sequence, or one string of principals separated by spaces,
-/// commas or new lines, as Kinto reads them (`SYNCSTACK_SETTINGS_BUCKET_CREATE_PRINCIPALS="system.Authenticated account:admin"`).
-fn principals<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+/// A list of principals (or of any words, such as CORS origins): a sequence, or one string
+/// separated by spaces, commas or new lines, as Kinto reads them (`SYNCSTACK_SETTINGS_BUCKET_CREATE_PRINCIPALS="system.Authenticated account:admin"`).
+pub fn principals<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Given {

@@ -20,7 +20,7 @@ pub struct CorsConfig {
     /// Mozilla's storage server and of Kinto), `[]` for none, or exact origins
     /// (`https://admin.example.org`). From the environment, one string of origins
     /// separated by spaces or commas, as Kinto reads `cors_origins`.
-    #[serde(deserialize_with = "list_or_words")]
+    #[serde(deserialize_with = "settings_server::settings::principals")]
     pub allowed_origins: Vec<String>,
     /// How long, in seconds, a browser may keep a preflight's answer.
     pub max_age: u64,
@@ -112,25 +112,4 @@ pub fn compression_layer() -> CompressionLayer<impl Predicate> {
         .gzip(true)
         .br(true)
         .compress_when(worth_it)
-}
-
-/// A list, or one string of words separated by spaces or commas (as environment variables
-/// carry lists).
-fn list_or_words<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrWords {
-        List(Vec<String>),
-        Words(String),
-    }
-    Ok(match ListOrWords::deserialize(deserializer)? {
-        ListOrWords::List(list) => list,
-        ListOrWords::Words(words) => words
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
 }
