@@ -160,6 +160,13 @@ pub struct IssuerConfig {
     pub jwks_file: Option<PathBuf>,
     /// Its JWKS inline, as JSON.
     pub jwks: Option<String>,
+    /// Where its opaque (non-JWT) access tokens are verified: Mozilla accounts'
+    /// `https://oauth.accounts.firefox.com/v1/verify`. JWTs are never sent there.
+    pub verify_url: Option<String>,
+    /// Seconds one call to `verify_url` may take before the token is refused (default 5).
+    pub verify_timeout_secs: Option<u64>,
+    /// Seconds an answer of `verify_url` is reused (default 60; 0 turns the cache off).
+    pub verify_cache_secs: Option<u64>,
 }
 
 /// Settings of the built-in identity provider.

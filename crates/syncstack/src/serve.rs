@@ -11,6 +11,7 @@ use axum::routing::get;
 use identity::IdentityProvider;
 use settings_server::workflow::Workflow;
 use syncstorage::{AppState, NodeSettings};
+use tokenserver::remote::{RemoteIssuer, RemoteSettings};
 use tokenserver::verifier::{TrustedIssuer, Verifier};
 use tokenserver::{TokenServerSettings, TokenServerState};
 use tokio::net::TcpListener;
@@ -130,12 +131,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             );
         }
         for issuer in &settings.tokenserver.issuers {
+            if let Some(remote) = remote_issuer(issuer)? {
+                verifier.trust_remote(remote);
+            }
+            if issuer.verify_url.is_some() && !has_jwks(issuer) {
+                continue;
+            }
             verifier.trust(load_issuer(issuer).await?);
             if issuer.jwks_url.is_some() {
                 background.push(spawn_jwks_refresh(verifier.clone(), issuer.clone()));
             }
         }
-        if verifier.issuers().is_empty() {
+        if !verifier.trusts_anyone() {
             tracing::warn!(
                 "the token server trusts no issuer: every token request will be refused"
             );
@@ -279,6 +286,31 @@ fn announce(
     }
 }
 
+/// Whether the issuer's entry gives a key set (an issuer with only a `verify_url` has none).
+fn has_jwks(issuer: &IssuerConfig) -> bool {
+    issuer.jwks.is_some() || issuer.jwks_file.is_some() || issuer.jwks_url.is_some()
+}
+
+/// The issuer's verification endpoint for opaque tokens, if it has one.
+fn remote_issuer(issuer: &IssuerConfig) -> anyhow::Result<Option<RemoteIssuer>> {
+    let Some(url) = &issuer.verify_url else {
+        return Ok(None);
+    };
+    let defaults = RemoteSettings::default();
+    let remote = RemoteSettings {
+        timeout: issuer
+            .verify_timeout_secs
+            .map_or(defaults.timeout, Duration::from_secs),
+        cache_ttl: issuer
+            .verify_cache_secs
+            .map_or(defaults.cache_ttl, Duration::from_secs),
+        ..defaults
+    };
+    Ok(Some(
+        RemoteIssuer::new(&issuer.issuer, url, &remote).map_err(anyhow::Error::msg)?,
+    ))
+}
+
 /// Builds a trusted issuer from its configured key set.
 async fn load_issuer(issuer: &IssuerConfig) -> anyhow::Result<TrustedIssuer> {
     let jwks = match (&issuer.jwks, &issuer.jwks_file, &issuer.jwks_url) {
@@ -292,7 +324,7 @@ async fn load_issuer(issuer: &IssuerConfig) -> anyhow::Result<TrustedIssuer> {
         })?,
         (None, None, Some(url)) => fetch_jwks(url).await?,
         _ => anyhow::bail!(
-            "issuer {}: give exactly one of jwks, jwks_file, jwks_url",
+            "issuer {}: give exactly one of jwks, jwks_file, jwks_url (or only verify_url)",
             issuer.issuer
         ),
     };

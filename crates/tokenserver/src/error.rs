@@ -105,6 +105,19 @@ impl TokenServerError {
         )
     }
 
+    /// 401 `invalid-credentials`, saying why: the issuer that must verify the opaque token
+    /// could not be reached in time. Clients see a refusal, not a hang or a 5xx, as at
+    /// Mozilla; the description tells a person what happened.
+    pub fn issuer_unreachable(reason: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            Location::Body,
+            "Unauthorized: the token's issuer could not be reached to verify it",
+            reason,
+        )
+    }
+
     /// 401 `invalid-key-id`: no X-KeyID header.
     pub fn missing_key_id() -> Self {
         Self::new(

@@ -55,9 +55,7 @@ pub async fn get_token(
     }
     let bearer = bearer_token(&headers)?;
     let header_state = client_state_header(&headers)?;
-    let verified = state.verifier.verify(bearer).map_err(|reason| {
-        TokenServerError::invalid_credentials(format!("access token refused: {reason}"))
-    })?;
+    let verified = state.verifier.verify(bearer).await?;
     let keys = key_headers(&headers, header_state.as_deref())?;
     let settings = &state.settings;
     let duration = requested_duration(query.as_deref(), settings.token_duration);

@@ -1,8 +1,9 @@
 //! The token server (Sync's Registration Service).
 //!
 //! A client presents an OAuth access token (a JWT from Mozilla Accounts or any trusted
-//! issuer) and its key fingerprint (`X-KeyID`). The token server verifies the token offline
-//! against the issuer's JWKS ([`verifier`]), applies the rules that keep a user's keys moving
+//! issuer) and its key fingerprint (`X-KeyID`). The token server verifies a JWT offline
+//! against the issuer's JWKS ([`verifier`]), and an opaque token at the `/v1/verify` of an
+//! issuer configured with one ([`remote`]: a timeout, a short bounded cache), applies the rules that keep a user's keys moving
 //! only forward ([`rules`]), finds the user's storage node or assigns one by capacity
 //! (`tokenserver_store`), and mints a tokenlib-format token for that node with the secret it
 //! shares with the nodes. It never talks to the nodes while answering.
@@ -15,6 +16,7 @@ pub mod credentials;
 pub mod error;
 mod handler;
 pub mod purge;
+pub mod remote;
 pub mod rules;
 pub mod state;
 pub mod verifier;

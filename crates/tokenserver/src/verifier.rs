@@ -1,18 +1,26 @@
-//! Offline verification of OAuth access tokens (JWTs) against trusted issuers' JWKS.
+//! Verification of OAuth access tokens: JWTs offline against trusted issuers' JWKS, opaque
+//! tokens at the issuer that asked for it.
 //!
-//! Mozilla Accounts issues its access tokens as RS256 JWTs; so does syncstack's built-in
-//! identity provider. Each trusted issuer is an issuer string, an optional audience and a
-//! key set (several keys, so a key can be rotated without a gap). A token is accepted only
-//! if its header names RS256, its key is one of that issuer's, its signature verifies, its
-//! `iss` is that issuer, its `aud` matches when an audience is configured, it has not
-//! expired, and its scope includes Sync's. Nothing else is tried: no fallback to a remote
-//! verification endpoint, no other algorithm.
+//! syncstack's identity provider and accounts service issue RS256 JWTs, as Mozilla accounts
+//! does for clients on its JWT list. Each trusted issuer is an issuer string, an optional
+//! audience and a key set (several keys, so a key can be rotated without a gap). A JWT is
+//! accepted only if its header names RS256, its key is one of that issuer's, its signature
+//! verifies, its `iss` is that issuer, its `aud` matches when an audience is configured, it
+//! has not expired, and its scope includes Sync's. A JWT that fails is refused: it is never
+//! sent anywhere.
+//!
+//! A token that is not a JWT at all (Mozilla accounts' default, opaque hex) is verified at
+//! the `/v1/verify` of the issuers configured with one ([`crate::remote`]), as Mozilla's
+//! token server does; without such an issuer it is refused.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+
+use crate::error::TokenServerError;
+use crate::remote::RemoteIssuer;
 
 /// The scope a token must carry to fetch Sync credentials.
 pub const SYNC_SCOPE: &str = "https://identity.mozilla.com/apps/oldsync";
@@ -95,7 +103,7 @@ struct Claims {
 /// `scope` as a space- (or comma-) separated string, or as a list.
 #[derive(Deserialize, Default)]
 #[serde(untagged)]
-enum Scope {
+pub(crate) enum Scope {
     Text(String),
     List(Vec<String>),
     #[default]
@@ -103,7 +111,7 @@ enum Scope {
 }
 
 impl Scope {
-    fn contains(&self, wanted: &str) -> bool {
+    pub(crate) fn contains(&self, wanted: &str) -> bool {
         match self {
             Scope::Text(text) => text.split([' ', ',']).any(|s| s == wanted),
             Scope::List(list) => list.iter().any(|s| s == wanted),
@@ -116,6 +124,7 @@ impl Scope {
 #[derive(Debug, Default)]
 pub struct Verifier {
     issuers: RwLock<Vec<TrustedIssuer>>,
+    remote: RwLock<Vec<Arc<RemoteIssuer>>>,
 }
 
 impl Verifier {
@@ -123,7 +132,50 @@ impl Verifier {
     pub fn new(issuers: Vec<TrustedIssuer>) -> Self {
         Verifier {
             issuers: RwLock::new(issuers),
+            remote: RwLock::default(),
         }
+    }
+
+    /// Verifies opaque tokens at `issuer` too (after those added before it).
+    pub fn trust_remote(&self, issuer: RemoteIssuer) {
+        let mut remote = self.remote.write().unwrap_or_else(|p| p.into_inner());
+        remote.retain(|r| r.issuer != issuer.issuer);
+        remote.push(Arc::new(issuer));
+    }
+
+    /// Whether any issuer is trusted, by key set or by verification URL.
+    pub fn trusts_anyone(&self) -> bool {
+        !self.issuers().is_empty()
+            || !self
+                .remote
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+    }
+
+    /// Verifies `token`: a JWT offline ([`Verifier::verify_jwt`]), anything else at the
+    /// issuers with a verification URL, in turn, until one vouches for it.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenServerError> {
+        if jsonwebtoken::decode_header(token).is_ok() {
+            return self.verify_jwt(token).map_err(|reason| {
+                TokenServerError::invalid_credentials(format!("access token refused: {reason}"))
+            });
+        }
+        let remote = self
+            .remote
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut refusal = TokenServerError::invalid_credentials(
+            "access token refused: not a JWT, and no issuer has a verify_url",
+        );
+        for issuer in remote {
+            match issuer.verify(token).await {
+                Ok(verified) => return Ok(verified),
+                Err(error) => refusal = error,
+            }
+        }
+        Err(refusal)
     }
 
     /// Adds an issuer, or replaces the keys of one with the same `iss`.
@@ -141,8 +193,8 @@ impl Verifier {
             .clone()
     }
 
-    /// Verifies `token`; the error says why, for the log only.
-    pub fn verify(&self, token: &str) -> Result<VerifiedToken, String> {
+    /// Verifies a JWT offline; the error says why, for the log only.
+    pub fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
         if header.alg != Algorithm::RS256 {
             return Err(format!("algorithm {:?} is not RS256", header.alg));
@@ -205,7 +257,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_jwt_or_not_rs256() {
         let verifier = Verifier::default();
-        assert!(verifier.verify("nonsense").is_err());
+        assert!(verifier.verify_jwt("nonsense").is_err());
         // An HS256 token, even a well-formed one.
         let hs = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(Algorithm::HS256),
@@ -213,7 +265,7 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(b"k"),
         )
         .unwrap();
-        assert!(verifier.verify(&hs).unwrap_err().contains("not RS256"));
+        assert!(verifier.verify_jwt(&hs).unwrap_err().contains("not RS256"));
     }
 
     #[test]

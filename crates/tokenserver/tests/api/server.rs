@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sync_proto::token::MasterSecret;
+use tokenserver::remote::RemoteIssuer;
 use tokenserver::verifier::{TrustedIssuer, Verifier};
 use tokenserver::{TokenServerSettings, TokenServerState};
 use tokenserver_store::TokenStore;
@@ -55,6 +56,24 @@ impl TestTokenServer {
         nodes: &[(&str, i64)],
         configure: impl FnOnce(&mut TokenServerSettings),
     ) -> TestTokenServer {
+        Self::start_full(issuer, nodes, configure, None).await
+    }
+
+    /// A token server trusting `issuer` for JWTs and `remote` for opaque tokens.
+    pub async fn start_with_remote(
+        issuer: &Issuer,
+        nodes: &[(&str, i64)],
+        remote: RemoteIssuer,
+    ) -> TestTokenServer {
+        Self::start_full(issuer, nodes, |_| {}, Some(remote)).await
+    }
+
+    async fn start_full(
+        issuer: &Issuer,
+        nodes: &[(&str, i64)],
+        configure: impl FnOnce(&mut TokenServerSettings),
+        remote: Option<RemoteIssuer>,
+    ) -> TestTokenServer {
         let dir = tempfile::tempdir().unwrap();
         let (store, schema) = test_store(dir.path()).await;
         for (url, capacity) in nodes {
@@ -62,11 +81,15 @@ impl TestTokenServer {
         }
         let trusted =
             TrustedIssuer::from_jwks(&issuer.name, Some("syncstack".into()), &issuer.jwks).unwrap();
+        let verifier = Verifier::new(vec![trusted]);
+        if let Some(remote) = remote {
+            verifier.trust_remote(remote);
+        }
         let mut settings = TokenServerSettings::new(MasterSecret::new(SECRET), b"metrics".to_vec());
         configure(&mut settings);
         let state = TokenServerState {
             store: store.clone(),
-            verifier: Arc::new(Verifier::new(vec![trusted])),
+            verifier: Arc::new(verifier),
             settings: Arc::new(settings),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
