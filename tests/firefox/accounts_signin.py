@@ -14,13 +14,16 @@ into syncstack's page like a person would, through Marionette. Then:
   keys_jwe, and hands Firefox the session and the code over the WebChannel; Firefox
   exchanges the code, decrypts the oldsync key, and its account is verified with the key
   id the token server expects;
-- Sync: a first sync succeeds, then a bookmark added in that profile reaches the server
-  (the CLI, signed in to the same account by onepw, lists it);
+- Sync: a first sync succeeds, then a bookmark added in that profile reaches the server:
+  the CLI, signed in to the same account by `client login --account EMAIL
+  --password-stdin` (onepw, as Firefox), has Firefox's key id and lists it;
 - Firefox registered its device (`accounts devices` lists it), and Firefox's "Manage
   account" URL shows the account, the page getting the session from Firefox;
 - a second fresh profile: the sign-up page refuses a short password and a taken address,
   creates another account outside Firefox's flow (Firefox stays signed out) whose account
   page deletes it, then the profile signs in to the first account and receives the bookmark;
+- the reverse: a bookmark the CLI writes (the record shape Firefox syncs, filed in the
+  unfiled folder) appears in that profile after a sync;
 - Firefox's Manage account page changes the password (a wrong current one refused first):
   Firefox takes the new session and syncs on, and kB (the key id) is unchanged;
 - Firefox signs out, and the server forgets its device and session;
@@ -31,6 +34,7 @@ Usage: accounts_signin.py PATH-TO-SYNCSTACK PATH-TO-FIREFOX
 (run by scripts/firefox-interop). Prints one line per check, ends with `N passed, M failed`.
 """
 
+import json
 import os
 import re
 import shutil
@@ -50,6 +54,9 @@ OTHER_EMAIL = "cousin@example.org"
 NEW_PASSWORD = "another horse, another battery"
 BOOKMARK_URL = "https://example.org/syncstack-firefox-check"
 BOOKMARK_TITLE = "syncstack bookmark from Firefox \u2603"
+CLI_BOOKMARK_URL = "https://example.org/syncstack-cli-check"
+CLI_BOOKMARK_TITLE = "syncstack bookmark from the CLI"
+CLI_BOOKMARK_GUID = "cliBookmark1"
 PAGE_TIMEOUT_S = 60
 SIGNIN_TIMEOUT_S = 120
 
@@ -368,13 +375,15 @@ class AccountsChecks:
     def check_bookmark_reaches_the_server(self):
         self.firefox.chrome(JS_ADD_BOOKMARK, {"url": BOOKMARK_URL, "title": BOOKMARK_TITLE})
         self.sync(["bookmarks"])
-        # The CLI reads it with kB from its own onepw sign-in: the key id it computes must
+        # The CLI signs in by onepw as Firefox did: the key id it computes from its kB must
         # be the one Firefox got from the page, and it must decrypt what Firefox wrote.
-        token, kb, changed_at, key_id = onepw.sync_credentials(self.server.url, EMAIL, PASSWORD)
-        expect(key_id == self.kid, "X-KeyID from kB %s, Firefox's kid %s" % (key_id, self.kid))
-        client = ["client", "--tier2", "--profile", os.path.join(self.dir, "client.json")]
-        self.cli(client + ["login", "--token-server", self.server.url, "--oauth-token", token,
-                           "--kb", kb, "--keys-changed-at", str(changed_at)])
+        client = self.cli_profile()
+        self.cli(client + ["login", "--token-server", self.server.url, "--account", EMAIL,
+                           "--password-stdin"], PASSWORD + "\n")
+        status = self.cli(client + ["status"])
+        key_id = re.search(r"key id:\s+(\S+)", status)
+        expect(key_id and key_id.group(1) == self.kid,
+               "the CLI's key id: %s, Firefox's kid %s" % (status, self.kid))
         listing = self.cli(client + ["bookmarks"])
         expect(BOOKMARK_TITLE in listing and BOOKMARK_URL in listing,
                "`client bookmarks` lacks the bookmark:\n" + listing)
@@ -417,6 +426,26 @@ class AccountsChecks:
         self.sync()
         found = self.firefox.chrome(JS_FIND_BOOKMARK, {"url": BOOKMARK_URL})
         expect(found and found["title"] == BOOKMARK_TITLE, "bookmark in profile 2: %r" % found)
+
+    def cli_profile(self):
+        return ["client", "--tier2", "--profile", os.path.join(self.dir, "client.json")]
+
+    def check_cli_bookmark_reaches_firefox(self):
+        client = self.cli_profile()
+        record = {"id": CLI_BOOKMARK_GUID, "type": "bookmark", "title": CLI_BOOKMARK_TITLE,
+                  "bmkUri": CLI_BOOKMARK_URL, "parentid": "unfiled",
+                  "parentName": "Other Bookmarks", "tags": [], "keyword": None,
+                  "dateAdded": int(time.time() * 1000)}
+        self.cli(client + ["put", "bookmarks"], json.dumps(record))
+        # Filed where Firefox looks: the parent folder lists its children.
+        unfiled = json.loads(self.cli(client + ["get", "bookmarks", "unfiled"]))
+        unfiled["children"] = unfiled.get("children", []) + [CLI_BOOKMARK_GUID]
+        self.cli(client + ["put", "bookmarks"], json.dumps(unfiled))
+        self.sync(["bookmarks"])
+        found = self.firefox.chrome(JS_FIND_BOOKMARK, {"url": CLI_BOOKMARK_URL})
+        expect(found and found["title"] == CLI_BOOKMARK_TITLE
+               and found["guid"] == CLI_BOOKMARK_GUID,
+               "the CLI's bookmark in Firefox: %r" % found)
 
     def check_password_change_keeps_sync(self):
         with self.content():
@@ -472,6 +501,8 @@ class AccountsChecks:
                  self.check_bookmark_reaches_the_server),
                 ("a second fresh profile signs in and receives the bookmark",
                  self.check_second_profile_receives_it),
+                ("a bookmark the CLI writes reaches Firefox after a sync",
+                 self.check_cli_bookmark_reaches_firefox),
                 ("the account page changes the password; kB stays, Firefox syncs on",
                  self.check_password_change_keeps_sync),
                 ("Firefox signs out: its device and session are gone from the server",

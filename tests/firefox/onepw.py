@@ -1,7 +1,6 @@
 """A minimal onepw client with the standard library only, for the Firefox tests to check the
 server's side independently of the browser: sign in, fetch kB, get an oldsync access token
-(`fxa-credentials`) and the key id Firefox sends, so that the CLI can read what Firefox
-wrote (`syncstack client login --oauth-token … --kb … --keys-changed-at …`).
+(`fxa-credentials`) and the key id Firefox sends, to check that a password change kept kB.
 """
 
 import base64

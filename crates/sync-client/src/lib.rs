@@ -14,12 +14,14 @@
 //! client reads what Firefox, Android and application-services wrote, and they read what
 //! it writes. Key material never appears in `Debug` output or error messages.
 //!
-//! Above it: [`auth`] (access tokens and the token server), [`storage`] (Hawk-signed
+//! Above it: [`accounts`] (signing in to an accounts service as Firefox does, for kB and a
+//! refresh token), [`auth`] (access tokens and the token server), [`storage`] (Hawk-signed
 //! SyncStorage requests, backoff, batching, and the guard that keeps Tier 2 clients out of
 //! the crypto collection), [`session`] (the cached server setup and record encryption),
 //! [`tier`] (Tier 1 and Tier 2 clients) and [`engine`] (incremental sync of a collection).
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod auth;
 pub mod crypto;
 pub mod engine;

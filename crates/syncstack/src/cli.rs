@@ -264,13 +264,26 @@ pub enum ClientCommand {
         /// The token server, e.g. http://127.0.0.1:8000 (or its /1.0/sync/1.5 URL).
         #[arg(long)]
         token_server: String,
-        /// An account of syncstack's identity provider (with --password-stdin).
+        /// The account (with --password-stdin). An email address signs in to the accounts
+        /// service Firefox uses (found at the token server's origin, or --accounts-url), so
+        /// the CLI and Firefox share the account's key; other names are accounts of
+        /// syncstack's identity provider.
         #[arg(long)]
         account: Option<String>,
+        /// The accounts service, e.g. https://sync.example (its origin) or its auth API
+        /// (…/auth/v1); default: the one the token server's origin announces.
+        #[arg(long)]
+        accounts_url: Option<String>,
+        /// Move a saved identity-provider login of the same address to the accounts
+        /// service, keeping its data: the key its data is stored under becomes the
+        /// account's key (Firefox then signs in again).
+        #[arg(long)]
+        migrate: bool,
         /// Read the account's password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
-        /// The identity provider's URL (default: the token server's).
+        /// The identity provider's URL (default: the token server's); given, it is used
+        /// even for an address.
         #[arg(long)]
         identity_url: Option<String>,
         /// An OAuth access token with the Sync scope (instead of an account).

@@ -5,6 +5,11 @@
 //! password. The server replaces the verifier, moves the generation (so the token server
 //! refuses older access tokens), and revokes every token of the account, handing the
 //! client a new session.
+//!
+//! One syncstack extension: `"keysChanged": true` in the finish request says the client
+//! replaces kB itself (the new `wrapKb` wraps another key), so keys_changed_at moves with
+//! the generation and the token server accepts the new key fingerprint. Only the CLI's
+//! migration of a key it made before the account existed sends it (ADR 0012, addendum).
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -60,6 +65,8 @@ pub(super) struct FinishRequest {
     auth_pw: Option<String>,
     #[serde(rename = "wrapKb")]
     wrap_kb: Option<String>,
+    #[serde(rename = "keysChanged", default)]
+    keys_changed: bool,
 }
 
 /// `POST /password/change/finish`: the new verifier, once per password change token.
@@ -101,9 +108,15 @@ pub(super) async fn finish(
     service
         .inner
         .store
-        .change_password(&account.uid, &verifier, now_ms(), &records)
+        .change_password(
+            &account.uid,
+            &verifier,
+            now_ms(),
+            request.keys_changed,
+            &records,
+        )
         .await?;
-    tracing::info!(uid = %account.uid, address = ?client_address(&service, &parts), "password changed; every other token revoked");
+    tracing::info!(uid = %account.uid, keys_changed = request.keys_changed, address = ?client_address(&service, &parts), "password changed; every other token revoked");
     let mut answer = json!({
         "uid": account.uid,
         "sessionToken": tokens[0],

@@ -165,13 +165,15 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn count_accounts(&self) -> Result<u64, StoreError>;
     /// Deletes an account with everything it owns; false if there was none.
     async fn delete_account(&self, uid: &str) -> Result<bool, StoreError>;
-    /// Replaces the verifier and generation, revokes every token of the account (sessions
-    /// and their devices included) and stores `tokens` instead, in one transaction.
+    /// Replaces the verifier and generation (and with `keys_changed`, keys_changed_at, to
+    /// the new generation), revokes every token of the account (sessions and their devices
+    /// included) and stores `tokens` instead, in one transaction.
     async fn change_password(
         &self,
         uid: &str,
         verifier: &Verifier,
         generation: i64,
+        keys_changed: bool,
         tokens: &[TokenRecord],
     ) -> Result<(), StoreError>;
     /// Sets the account's generation (to align it with a linked account's), keeping

@@ -28,23 +28,22 @@ fn bearer(token: &str, kind: TokenKind) -> String {
     format!("Bearer {}_{id}", kind.bearer_prefix())
 }
 
-#[tokio::test]
-async fn an_account_added_by_the_cli_signs_in_by_onepw_and_is_one_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Node::start_in(dir.path(), &[], &[]).await;
-    let added = run_ok(
-        dir.path(),
-        &["accounts", "add", EMAIL, "--password-stdin"],
-        &[],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(added.contains("Firefox can sign in"), "{added}");
+/// What a sign-in by onepw yields, fetched here with `Bearer` tokens (not the Hawk the
+/// Sync client signs with), as a second opinion on the CLI's keys.
+pub struct AccountKeys {
+    pub kb: Vec<u8>,
+    /// keys_changed_at of the oldsync key, ms.
+    pub rotated: i64,
+    pub session: String,
+}
 
-    let keys = ClientKeys::derive(EMAIL, PASSWORD);
+/// Logs in to the accounts service at `url` and unwraps kB.
+pub async fn sign_in(url: &str, email: &str, password: &str) -> AccountKeys {
+    let keys = ClientKeys::derive(email, password);
     let (status, login) = post(
-        format!("{}/auth/v1/account/login?keys=true", server.url),
+        format!("{url}/auth/v1/account/login?keys=true"),
         None,
-        json!({"email": EMAIL, "authPW": hex::encode(keys.auth_pw)}),
+        json!({"email": email, "authPW": hex::encode(keys.auth_pw)}),
     )
     .await;
     assert_eq!(status, 200, "{login}");
@@ -52,7 +51,7 @@ async fn an_account_added_by_the_cli_signs_in_by_onepw_and_is_one_user() {
     let fetch = login["keyFetchToken"].as_str().unwrap();
 
     let response = reqwest::Client::new()
-        .get(format!("{}/auth/v1/account/keys", server.url))
+        .get(format!("{url}/auth/v1/account/keys"))
         .header("authorization", bearer(fetch, TokenKind::KeyFetch))
         .send()
         .await
@@ -70,12 +69,34 @@ async fn an_account_added_by_the_cli_signs_in_by_onepw_and_is_one_user() {
 
     let oldsync = "https://identity.mozilla.com/apps/oldsync";
     let (_, key_data) = post(
-        format!("{}/auth/v1/account/scoped-key-data", server.url),
+        format!("{url}/auth/v1/account/scoped-key-data"),
         Some(bearer(session, TokenKind::Session)),
         json!({"client_id": "5882386c6d801776", "scope": oldsync}),
     )
     .await;
-    let rotated = key_data[oldsync]["keyRotationTimestamp"].as_i64().unwrap();
+    AccountKeys {
+        kb,
+        rotated: key_data[oldsync]["keyRotationTimestamp"].as_i64().unwrap(),
+        session: session.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn an_account_added_by_the_cli_signs_in_by_onepw_and_is_one_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Node::start_in(dir.path(), &[], &[]).await;
+    let added = run_ok(
+        dir.path(),
+        &["accounts", "add", EMAIL, "--password-stdin"],
+        &[],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(added.contains("Firefox can sign in"), "{added}");
+
+    let keys = ClientKeys::derive(EMAIL, PASSWORD);
+    let signed = sign_in(&server.url, EMAIL, PASSWORD).await;
+    let (kb, rotated, session) = (signed.kb, signed.rotated, signed.session.as_str());
+    let oldsync = "https://identity.mozilla.com/apps/oldsync";
     let key_id = format!(
         "{rotated}-{}",
         URL_SAFE_NO_PAD.encode(&Sha256::digest(&kb)[..16])

@@ -7,6 +7,7 @@
 mod accounts;
 mod client;
 mod http;
+mod onepw_login;
 mod pair;
 mod pki;
 mod postgres;

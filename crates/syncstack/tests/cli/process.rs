@@ -28,6 +28,18 @@ pub fn run_syncstack(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
 
 /// Runs a short command with `input` on standard input; panics with its output if it fails.
 pub fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> String {
+    let out = run_with_input(cwd, args, env, input);
+    assert!(
+        out.status.success(),
+        "syncstack {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a short command to completion with `input` on standard input.
+pub fn run_with_input(cwd: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
     use std::io::Write;
     let mut command = std::process::Command::new(BINARY);
     command
@@ -47,14 +59,7 @@ pub fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> S
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "syncstack {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }
 
 /// A running `syncstack serve`.

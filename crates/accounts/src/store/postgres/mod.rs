@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 use super::{
     AccountRecord, AccountStore, CodeRecord, DeviceRecord, RefreshRecord, StoreError, TokenRecord,
 };
-use crate::onepw::{TokenKind, Verifier};
+use crate::onepw::{StoredKind, TokenKind, Verifier};
 
 mod rows;
 
@@ -230,6 +230,7 @@ impl AccountStore for PostgresAccountStore {
         uid: &str,
         verifier: &Verifier,
         generation: i64,
+        keys_changed: bool,
         tokens: &[TokenRecord],
     ) -> Result<(), StoreError> {
         let (uid, verifier, tokens) = (uid.to_owned(), verifier.clone(), tokens.to_vec());
@@ -239,7 +240,9 @@ impl AccountStore for PostgresAccountStore {
                 execute(
                     tx,
                     "UPDATE fxa_accounts SET auth_salt = $2, stretch_cost = $3, verify_hash = $4, \
-                     wrap_wrap_kb = $5, generation = GREATEST($6, generation + 1) WHERE uid = $1",
+                     wrap_wrap_kb = $5, generation = GREATEST($6, generation + 1), \
+                     keys_changed_at = CASE WHEN $7 THEN GREATEST($6, generation + 1) \
+                     ELSE keys_changed_at END WHERE uid = $1",
                     &[
                         &uid,
                         &verifier.salt.as_slice(),
@@ -247,6 +250,7 @@ impl AccountStore for PostgresAccountStore {
                         &verifier.verify_hash.as_slice(),
                         &verifier.wrap_wrap_kb.as_slice(),
                         &generation,
+                        &keys_changed,
                     ],
                 )
                 .await?;

@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use crate::onepw::{StretchCost, TokenKind, Verifier};
+use crate::onepw::{StoredKind, StretchCost, TokenKind, Verifier};
 use crate::store::{
     AccountRecord, CodeRecord, DeviceRecord, RefreshRecord, StoreError, TokenRecord,
 };

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::{
     AccountRecord, AccountStore, CodeRecord, DeviceRecord, RefreshRecord, StoreError, TokenRecord,
 };
-use crate::onepw::{TokenKind, Verifier};
+use crate::onepw::{StoredKind, TokenKind, Verifier};
 
 mod rows;
 
@@ -236,6 +236,7 @@ impl AccountStore for SqliteAccountStore {
         uid: &str,
         verifier: &Verifier,
         generation: i64,
+        keys_changed: bool,
         tokens: &[TokenRecord],
     ) -> Result<(), StoreError> {
         let uid = uid.to_owned();
@@ -244,14 +245,17 @@ impl AccountStore for SqliteAccountStore {
         self.write(move |tx| {
             tx.execute(
                 "UPDATE accounts SET auth_salt = ?2, stretch_cost = ?3, verify_hash = ?4, \
-                 wrap_wrap_kb = ?5, generation = MAX(?6, generation + 1) WHERE uid = ?1",
+                 wrap_wrap_kb = ?5, generation = MAX(?6, generation + 1), \
+                 keys_changed_at = CASE WHEN ?7 THEN MAX(?6, generation + 1) \
+                 ELSE keys_changed_at END WHERE uid = ?1",
                 params![
                     uid,
                     verifier.salt,
                     verifier.cost.encode(),
                     verifier.verify_hash,
                     verifier.wrap_wrap_kb,
-                    generation
+                    generation,
+                    keys_changed
                 ],
             )
             .map_err(backend)?;

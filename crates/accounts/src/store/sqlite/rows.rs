@@ -2,7 +2,7 @@
 
 use rusqlite::Row;
 
-use crate::onepw::{StretchCost, TokenKind, Verifier};
+use crate::onepw::{StoredKind, StretchCost, TokenKind, Verifier};
 use crate::store::{AccountRecord, CodeRecord, DeviceRecord, RefreshRecord, TokenRecord};
 
 /// Each entry moves the schema one version forward; never edit a shipped one.

@@ -1,6 +1,7 @@
 //! `syncstack client`: a Sync client on the command line, on top of the `sync-client` crate.
 
 mod listings;
+mod onepw;
 mod profile;
 
 use std::collections::BTreeMap;
@@ -123,6 +124,8 @@ async fn login(path: &Path, args: ClientArgs) -> anyhow::Result<()> {
     let ClientCommand::Login {
         token_server,
         account,
+        accounts_url,
+        migrate,
         password_stdin,
         identity_url,
         oauth_token,
@@ -140,6 +143,40 @@ async fn login(path: &Path, args: ClientArgs) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("--account needs --password-stdin")
             };
+            // An address signs in where Firefox does, when the server has that service.
+            if identity_url.is_none() && account.contains('@') {
+                let http = reqwest::Client::new();
+                let accounts = match &accounts_url {
+                    Some(url) => Some(onepw::accounts_at(&http, url).await?),
+                    None => {
+                        sync_client::accounts::AccountsClient::discover(
+                            &http,
+                            &base_url(&token_server),
+                        )
+                        .await?
+                    }
+                };
+                if let Some(accounts) = accounts {
+                    if kb.is_some() || kb_file.is_some() || keys_changed_at.is_some() {
+                        anyhow::bail!(
+                            "--kb, --kb-file and --keys-changed-at do not go with an account of the accounts service: its key is the account's"
+                        );
+                    }
+                    return onepw::login(onepw::OnepwLogin {
+                        path,
+                        token_server: &token_server,
+                        accounts,
+                        email: &account,
+                        password: &password,
+                        migrate,
+                        tier2: args.tier2,
+                    })
+                    .await;
+                }
+            }
+            if accounts_url.is_some() || migrate {
+                anyhow::bail!("--accounts-url and --migrate are for an address's account");
+            }
             Login::Password {
                 identity_url: identity_url.unwrap_or_else(|| base_url(&token_server)),
                 account,

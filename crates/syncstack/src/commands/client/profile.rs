@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sync_client::accounts::{AccountsClient, RefreshTokenLogin};
 use sync_client::auth::{AccessTokenSource, PasswordLogin, StaticAccessToken, TokenServerClient};
 use sync_client::keys::{self, KeyBundle};
 use sync_client::storage::{NodeCredentials, StorageClient};
@@ -39,6 +40,16 @@ pub enum Login {
         account: String,
         /// Password.
         password: String,
+    },
+    /// Signed in to an accounts service through onepw, as Firefox is: access tokens come
+    /// from an offline oldsync grant (a refresh token, revocable, good for nothing else).
+    Accounts {
+        /// The auth API, e.g. `http://host/auth/v1`.
+        accounts_url: String,
+        /// The account's address.
+        email: String,
+        /// The refresh token.
+        refresh_token: String,
     },
     /// A given OAuth access token.
     AccessToken {
@@ -120,6 +131,17 @@ impl Profile {
                 account: account.clone(),
                 password: password.clone(),
                 http: http.clone(),
+            }),
+            Login::Accounts {
+                accounts_url,
+                refresh_token,
+                ..
+            } => Box::new(RefreshTokenLogin {
+                accounts: AccountsClient {
+                    auth_url: accounts_url.clone(),
+                    http: http.clone(),
+                },
+                refresh_token: refresh_token.clone(),
             }),
             Login::AccessToken { token } => Box::new(StaticAccessToken(token.clone())),
         };
