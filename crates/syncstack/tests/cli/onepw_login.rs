@@ -19,6 +19,21 @@ fn client(dir: &Path, profile: &str, args: &[&str], input: &str) -> String {
     run_ok(dir, &all, &[], input)
 }
 
+/// `client --profile p.json login --account EMAIL --password-stdin` at `url`.
+fn login_args(url: &str) -> Vec<&str> {
+    vec![
+        "client",
+        "--profile",
+        "p.json",
+        "login",
+        "--token-server",
+        url,
+        "--account",
+        EMAIL,
+        "--password-stdin",
+    ]
+}
+
 fn saved(dir: &Path, profile: &str) -> (String, Value) {
     let text = std::fs::read_to_string(dir.join(profile)).unwrap();
     let value = serde_json::from_str(&text).unwrap();
@@ -36,17 +51,7 @@ async fn the_cli_signs_in_with_the_accounts_key_and_refuses_a_wrong_password() {
         &[],
         &format!("{PASSWORD}\n"),
     );
-    let login = [
-        "client",
-        "--profile",
-        "p.json",
-        "login",
-        "--token-server",
-        &server.url,
-        "--account",
-        EMAIL,
-        "--password-stdin",
-    ];
+    let login = login_args(&server.url);
 
     let refused = run_with_input(d, &login, &[], "not the password\n");
     assert!(!refused.status.success());
@@ -136,17 +141,7 @@ async fn an_older_identity_login_is_migrated_with_its_data() {
         r#"{"id": "bmOLD0000001", "type": "bookmark", "title": "Kept", "bmkUri": "https://kept.example/"}"#,
     );
 
-    let login = [
-        "client",
-        "--profile",
-        "p.json",
-        "login",
-        "--token-server",
-        &server.url,
-        "--account",
-        EMAIL,
-        "--password-stdin",
-    ];
+    let login = login_args(&server.url);
     let refused = run_with_input(d, &login, &[], &format!("{PASSWORD}\n"));
     assert!(!refused.status.success());
     assert!(
@@ -155,7 +150,7 @@ async fn an_older_identity_login_is_migrated_with_its_data() {
     );
     assert_eq!(saved(d, "p.json").1, before, "the old login is untouched");
 
-    let mut migrate = login.to_vec();
+    let mut migrate = login.clone();
     migrate.push("--migrate");
     let out = run_ok(d, &migrate, &[], &format!("{PASSWORD}\n"));
     assert!(out.contains("kept in"), "{out}");
