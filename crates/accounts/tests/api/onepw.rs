@@ -247,6 +247,56 @@ async fn a_password_change_keeps_kb_and_revokes_every_session() {
     assert_eq!(after.keys_changed_at, after.created_at);
 }
 
+/// syncstack's extension for the CLI's migration: `keysChanged` makes the new `wrapKb` a
+/// new kB, so keys_changed_at moves with the generation (the token server then accepts the
+/// new key's fingerprint).
+#[tokio::test]
+async fn a_password_change_marked_keys_changed_replaces_kb_and_moves_keys_changed_at() {
+    let server = start().await;
+    let email = "gil@example.org";
+    server.sign_up(email, "the password").await;
+    let (session, kb) = server.login_with_kb(email, "the password").await;
+    let before = server.service.account(email).await.unwrap().unwrap();
+    let keys = stretch(email, "the password");
+    let start = server
+        .call(
+            Method::POST,
+            "/auth/v1/password/change/start",
+            Some(json!({"email": email, "oldAuthPW": keys.auth_pw})),
+            Some(session.bearer()),
+        )
+        .await;
+    let change = Token::new(
+        start.body["passwordChangeToken"].as_str().unwrap(),
+        "passwordChangeToken",
+    );
+    let new_kb = [0x5au8; 32];
+    assert_ne!(kb, new_kb);
+    let wrap_kb: Vec<u8> = new_kb
+        .iter()
+        .zip(&keys.unwrap_b_key)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let finish = server
+        .hawk_call(
+            &change,
+            Method::POST,
+            "/auth/v1/password/change/finish",
+            Some(
+                json!({"authPW": keys.auth_pw, "wrapKb": hex::encode(&wrap_kb),
+                        "keysChanged": true}),
+            ),
+        )
+        .await;
+    assert_eq!(finish.status, 200, "{}", finish.body);
+    let (_, kb_after) = server.login_with_kb(email, "the password").await;
+    assert_eq!(kb_after, new_kb);
+    let after = server.service.account(email).await.unwrap().unwrap();
+    assert!(after.generation > before.generation);
+    assert_eq!(after.keys_changed_at, after.generation);
+    assert!(after.keys_changed_at > before.keys_changed_at);
+}
+
 #[tokio::test]
 async fn failed_logins_are_limited_per_account() {
     let server = start_with(AccountsSettings {
