@@ -12,8 +12,10 @@
 //! them all.
 //!
 //! Deleting a bucket deletes its history with everything else in it, and leaves no entry.
-//! The writes the review workflow makes itself (published copies, signatures) are not
-//! recorded; the editors' and reviewers' writes that cause them are.
+//! The review workflow's own writes (published copies, signatures, the source's status and
+//! tracking fields) are recorded too, as Kinto's are: the workflow announces them as writes
+//! of its plugin user (`plugin:remote-settings`), after the editor's or reviewer's write
+//! that caused them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

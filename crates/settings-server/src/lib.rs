@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod admin;
 pub mod attachments;
 pub mod auth;
 mod batch;

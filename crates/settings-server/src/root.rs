@@ -109,6 +109,9 @@ pub async fn hello(
             .expect("serializes"),
         );
     }
+    if let Some(admin) = crate::admin::capability(&state).await {
+        capabilities.insert("admin".to_owned(), admin);
+    }
     capabilities.extend(state.hooks.capabilities());
     let hello = Hello {
         project_name: "syncstack",

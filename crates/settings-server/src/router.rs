@@ -107,6 +107,7 @@ fn routes(state: SettingsState) -> Router {
         // the server merging this router has (the storage node's is Sync-shaped).
         .route("/v1/{*rest}", any(unknown_path))
         .merge(history)
+        .merge(crate::admin::routes(&state))
         .merge(state.hooks.routes())
         .layer(DefaultBodyLimit::max(state.settings.max_request_bytes))
         .layer(from_fn_with_state(state.clone(), invalidate_after_writes))

@@ -63,6 +63,9 @@ pub struct KintoSettings {
     /// `Cache-Control: max-age` of those asked with a real `_expected` timestamp, whose
     /// content never changes.
     pub record_cache_maximum_expires_seconds: u64,
+    /// A directory of Kinto Admin's built files (`npm run build:kinto-single`), served at
+    /// `/v1/admin/` as Kinto's admin plugin serves them; none serves no console.
+    pub admin_dir: Option<String>,
 }
 
 /// A list of principals (or of any words, such as CORS origins): a sequence, or one string
@@ -110,6 +113,7 @@ impl Default for KintoSettings {
             attachment_keep_old_files: true,
             record_cache_minimum_expires_seconds: 60,
             record_cache_maximum_expires_seconds: 3600,
+            admin_dir: None,
         }
     }
 }

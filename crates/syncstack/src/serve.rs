@@ -174,6 +174,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .context("loading the Remote Settings signer ([signer])")?,
         );
         let mut kinto = settings.settings.clone();
+        if let Some(dir) = &kinto.admin_dir {
+            settings_server::admin::check_dir(dir).map_err(anyhow::Error::msg)?;
+        }
         // Attachments are on by default, beside the database.
         if kinto.attachment_base_path.is_none() {
             kinto.attachment_base_path =

@@ -26,6 +26,7 @@
 //! process serving the database, so servers behind a load balancer cannot interleave two
 //! publishes either.
 
+mod journal;
 mod plugin;
 pub mod publish;
 pub mod settings;
@@ -312,11 +313,31 @@ impl Workflow {
         state: &SettingsState,
         only_outdated: bool,
     ) -> Result<usize, KintoError> {
-        let store = state.store.as_ref();
         // Without a key, re-signing would only strip signatures that may still be valid.
         let Some(current_x5u) = self.current_signer().map(|s| s.x5u.clone()) else {
             return Ok(0);
         };
+        let journal = journal::Journal::new(state.store.clone());
+        let result = self
+            .resign_through(&journal, &current_x5u, only_outdated)
+            .await;
+        let announced = self.announce(state, &journal).await;
+        let count = result?;
+        announced?;
+        if count > 0 {
+            state.changes.invalidate();
+        }
+        Ok(count)
+    }
+
+    /// [`resign`](Self::resign)'s writes, through `store`; returns how many source
+    /// collections were re-signed.
+    async fn resign_through(
+        &self,
+        store: &dyn SettingsStore,
+        current_x5u: &str,
+        only_outdated: bool,
+    ) -> Result<usize, KintoError> {
         let mut count = 0;
         for resource in &self.settings.resources {
             let collections = match &resource.collection {
@@ -352,7 +373,7 @@ impl Workflow {
                         .get("signature")
                         .and_then(|s| s.get("x5u"))
                         .and_then(Value::as_str);
-                    if only_outdated && x5u == Some(current_x5u.as_str()) {
+                    if only_outdated && x5u == Some(current_x5u) {
                         continue;
                     }
                     self.sign(store, target, &source.data).await?;
@@ -371,9 +392,6 @@ impl Workflow {
                     count += 1;
                 }
             }
-        }
-        if count > 0 {
-            state.changes.invalidate();
         }
         Ok(count)
     }

@@ -9,6 +9,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use settings_store::Kind;
 
+use super::journal::{Journal, plugin_caller};
 use super::status::{self, Requester};
 use super::{CERTS_PATH, Workflow, signer};
 use crate::error::{Errno, KintoError};
@@ -92,56 +93,14 @@ impl Hooks for Workflow {
         state: &SettingsState,
         event: &WriteEvent<'_>,
     ) -> Result<(), KintoError> {
-        let resource = event.resource;
-        let store = state.store.as_ref();
-        match resource.kind {
-            Kind::Record => {
-                if let Some((bucket, collection)) = collection_of(&resource.parent)
-                    && let Some(stages) = self.source_stages(bucket, collection)
-                {
-                    self.record_changed(store, &stages, event.caller).await?;
-                }
-                Ok(())
-            }
-            Kind::Collection => {
-                let Some(stages) = resource
-                    .id
-                    .as_deref()
-                    .and_then(|id| self.source_stages(bucket_of(&resource.parent), id))
-                else {
-                    return Ok(());
-                };
-                let empty = Map::new();
-                let before = event.before.map(|o| &o.data);
-                if event.after.deleted {
-                    return self
-                        .source_deleted(store, &stages, before.unwrap_or(&empty))
-                        .await;
-                }
-                let Some(before) = before else {
-                    return self
-                        .source_created(state, &stages, event.caller, &event.after.data)
-                        .await;
-                };
-                if before.get("status") == event.after.data.get("status") {
-                    return Ok(());
-                }
-                let result = {
-                    let _guard = self.serialize(store).await?;
-                    self.status_changed(store, &stages, event.caller, before, &event.after.data)
-                        .await
-                };
-                if let Err(error) = &result {
-                    self.restore_status(store, &stages, before, &event.after.data, error)
-                        .await;
-                    // What was published before the failure is live: drop cached bodies
-                    // (a successful request does it anyway).
-                    state.changes.invalidate();
-                }
-                result
-            }
-            _ => Ok(()),
+        if event.caller.user_id.as_deref() == Some(self.settings.plugin_userid.as_str()) {
+            // The plugin's own writes, announced below: acting on them would loop.
+            return Ok(());
         }
+        let journal = Journal::new(state.store.clone());
+        let result = self.act(state, &journal, event).await;
+        let announced = self.announce(state, &journal).await;
+        result.and(announced)
     }
 
     fn routes(&self) -> axum::Router<SettingsState> {
@@ -218,6 +177,88 @@ impl Hooks for Workflow {
                 "plugin_userid": self.settings.plugin_userid,
             }),
         )]
+    }
+}
+
+impl Workflow {
+    /// What a committed write makes the workflow do, every write of it going through
+    /// `store` (the journal).
+    async fn act(
+        &self,
+        state: &SettingsState,
+        store: &Journal,
+        event: &WriteEvent<'_>,
+    ) -> Result<(), KintoError> {
+        let resource = event.resource;
+        match resource.kind {
+            Kind::Record => {
+                if let Some((bucket, collection)) = collection_of(&resource.parent)
+                    && let Some(stages) = self.source_stages(bucket, collection)
+                {
+                    self.record_changed(store, &stages, event.caller).await?;
+                }
+                Ok(())
+            }
+            Kind::Collection => {
+                let Some(stages) = resource
+                    .id
+                    .as_deref()
+                    .and_then(|id| self.source_stages(bucket_of(&resource.parent), id))
+                else {
+                    return Ok(());
+                };
+                let empty = Map::new();
+                let before = event.before.map(|o| &o.data);
+                if event.after.deleted {
+                    return self
+                        .source_deleted(store, &stages, before.unwrap_or(&empty))
+                        .await;
+                }
+                let Some(before) = before else {
+                    return self
+                        .source_created(store, &stages, event.caller, &event.after.data)
+                        .await;
+                };
+                if before.get("status") == event.after.data.get("status") {
+                    return Ok(());
+                }
+                let result = {
+                    let _guard = self.serialize(store).await?;
+                    self.status_changed(store, &stages, event.caller, before, &event.after.data)
+                        .await
+                };
+                if let Err(error) = &result {
+                    self.restore_status(store, &stages, before, &event.after.data, error)
+                        .await;
+                    // What was published before the failure is live: drop cached bodies
+                    // (a successful request does it anyway).
+                    state.changes.invalidate();
+                }
+                result
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Announces the writes noted in `journal` to the server's hooks as writes of the
+    /// plugin user, as Kinto's plugin notifies its own: the history records them, and
+    /// [`Hooks::written`] above ignores them.
+    pub(super) async fn announce(
+        &self,
+        state: &SettingsState,
+        journal: &Journal,
+    ) -> Result<(), KintoError> {
+        let caller = plugin_caller(&self.settings.plugin_userid);
+        for write in journal.take() {
+            let event = WriteEvent {
+                caller: &caller,
+                resource: &write.resource,
+                before: write.before.as_ref(),
+                after: &write.after,
+            };
+            state.hooks.written(state, &event).await?;
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,6 @@ use super::{Stages, Workflow};
 use crate::access::{Action, allowed};
 use crate::auth::Caller;
 use crate::error::KintoError;
-use crate::state::SettingsState;
 
 impl Workflow {
     /// Signs what `target` holds now.
@@ -79,12 +78,11 @@ impl Workflow {
     /// signed), and status `signed`.
     pub(super) async fn source_created(
         &self,
-        state: &SettingsState,
+        store: &dyn SettingsStore,
         stages: &Stages,
         caller: &Caller,
         metadata: &Map<String, Value>,
     ) -> Result<(), KintoError> {
-        let store = state.store.as_ref();
         let _guard = self.serialize(store).await?;
         let bucket_uri = stages.source.bucket_uri();
         if let Some(creator) = &caller.user_id

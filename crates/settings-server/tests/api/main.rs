@@ -1,16 +1,19 @@
 //! The Remote Settings server over a real socket, in one test binary: the Kinto-compatible
 //! API (`kinto`), the review workflow with its content signer (`workflow`) and what Firefox
-//! polls at start-up (`firefox`).
+//! polls at start-up (`firefox`), Kinto Admin served from the API's origin (`admin`), and
+//! the history the workflow leaves (`workflow_history`).
 //!
 //! The store is SQLite; with `SYNCSTACK_TEST_SETTINGS_ON_POSTGRES=1` and
 //! `SYNCSTACK_TEST_POSTGRES_URL` set, every test runs on PostgreSQL instead, each in its own
 //! schema (`scripts/test` runs the binary a second time that way when PostgreSQL is there).
 
+mod admin;
 mod compat;
 mod firefox;
 mod history;
 mod kinto;
 mod workflow;
+mod workflow_history;
 
 use std::path::Path;
 use std::sync::Arc;

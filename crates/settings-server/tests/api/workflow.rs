@@ -14,7 +14,7 @@ use settings_server::{KintoSettings, SettingsState};
 const SIGNER_NAME: &str = "remote-settings.content-signature.mozilla.org";
 const SOURCE: &str = "/v1/buckets/main-workspace/collections/cfr";
 
-struct Server {
+pub(crate) struct Server {
     url: String,
     http: reqwest::Client,
     state: SettingsState,
@@ -24,9 +24,9 @@ struct Server {
     _schema: Option<postgres_support::TestSchema>,
 }
 
-struct Reply {
-    status: StatusCode,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 fn now() -> u64 {
@@ -70,7 +70,7 @@ impl Server {
 
     /// A signing server with `cfr` under review: `admin` created it, `editor` and
     /// `reviewer` are in its groups, `outsider` has no permission.
-    async fn with_collection() -> Server {
+    pub(crate) async fn with_collection() -> Server {
         let server = Server::start(30, true, |_| {}).await;
         server.create_collection().await;
         server
@@ -142,7 +142,7 @@ impl Server {
         }
     }
 
-    async fn get(&self, path: &str, user: Option<&str>) -> Reply {
+    pub(crate) async fn get(&self, path: &str, user: Option<&str>) -> Reply {
         self.call(Method::GET, path, user, None).await
     }
 
@@ -170,7 +170,7 @@ impl Server {
     }
 
     /// The source collection's metadata (as the admin sees it).
-    async fn source(&self) -> Value {
+    pub(crate) async fn source(&self) -> Value {
         let reply = self.get(SOURCE, Some("admin")).await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply.body["data"].clone()
@@ -233,7 +233,7 @@ impl Server {
     }
 
     /// Editor edits, asks for a review, the reviewer approves.
-    async fn publish(&self, records: &[(&str, Value)]) {
+    pub(crate) async fn publish(&self, records: &[(&str, Value)]) {
         for (id, data) in records {
             let reply = self.record("editor", id, data.clone()).await;
             assert!(reply.status.is_success(), "{:?}", reply.body);
