@@ -29,6 +29,7 @@ pub mod resource;
 mod root;
 mod router;
 pub mod settings;
+mod snapshot;
 pub mod state;
 pub mod workflow;
 

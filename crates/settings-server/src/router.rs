@@ -44,12 +44,18 @@ fn routes(state: SettingsState) -> Router {
             .patch(patch_object)
             .delete(delete_object)
     };
-    // Entries are written by the server only: they are listed and purged, never posted.
+    // Entries are written by the server only: they are listed and purged, never posted; the
+    // snapshot rebuilds a collection from them.
     let history = if state.settings.history_enabled {
-        Router::new().route(
-            "/v1/buckets/{bucket}/history",
-            get(get_list).head(head_list).delete(delete_list),
-        )
+        Router::new()
+            .route(
+                "/v1/buckets/{bucket}/history",
+                get(get_list).head(head_list).delete(delete_list),
+            )
+            .route(
+                "/v1/buckets/{bucket}/snapshot/collections/{at}",
+                get(crate::snapshot::get),
+            )
     } else {
         Router::new()
     };

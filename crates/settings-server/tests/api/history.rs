@@ -223,3 +223,96 @@ async fn history_can_be_turned_off() {
         .await
         .assert_error(404, 111);
 }
+
+#[tokio::test]
+async fn a_snapshot_rebuilds_a_collection_as_it_was() {
+    let server = Server::start().await;
+    server.account("alice").await;
+    server.account("stranger").await;
+    server.put("/v1/buckets/b", Some("alice"), json!({})).await;
+    server
+        .put("/v1/buckets/b/collections/c", Some("alice"), json!({}))
+        .await;
+    let records = "/v1/buckets/b/collections/c/records";
+    let write = |id: &'static str, v: i64| {
+        let server = &server;
+        async move {
+            let reply = server
+                .put(
+                    &format!("{records}/{id}"),
+                    Some("alice"),
+                    json!({"data": {"v": v}}),
+                )
+                .await;
+            assert!(reply.status.is_success(), "{:?}", reply.body);
+            reply.body["data"]["last_modified"].as_i64().unwrap()
+        }
+    };
+    write("r1", 1).await;
+    let then = write("r2", 1).await;
+    write("r1", 2).await;
+    server
+        .call(
+            Method::DELETE,
+            &format!("{records}/r2"),
+            Some("alice"),
+            None,
+            &[],
+        )
+        .await;
+    write("r3", 1).await;
+
+    let snapshot = |at: i64| {
+        let server = &server;
+        async move {
+            let reply = server
+                .get(
+                    &format!("/v1/buckets/b/snapshot/collections/c@{at}"),
+                    Some("alice"),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            reply.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["id"].as_str().unwrap().to_owned(),
+                        r["v"].as_i64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // Updated and deleted since: their versions then; created since: absent. Newest first.
+    assert_eq!(
+        snapshot(then).await,
+        [("r2".to_owned(), 1), ("r1".to_owned(), 1)]
+    );
+    assert_eq!(snapshot(then - 1).await, [("r1".to_owned(), 1)]);
+    let now = i64::MAX / 2;
+    assert_eq!(
+        snapshot(now).await,
+        [("r3".to_owned(), 1), ("r1".to_owned(), 2)]
+    );
+
+    // Who may read the collection may ask; others are refused as Kinto refuses them.
+    let path = format!("/v1/buckets/b/snapshot/collections/c@{then}");
+    server
+        .get(&path, Some("stranger"))
+        .await
+        .assert_error(403, 121);
+    server.get(&path, None).await.assert_error(401, 104);
+    server
+        .get(
+            "/v1/buckets/b/snapshot/collections/c@yesterday",
+            Some("alice"),
+        )
+        .await
+        .assert_error(400, 107);
+    server
+        .get("/v1/buckets/b/snapshot/collections/c!@1", Some("alice"))
+        .await
+        .assert_error(404, 111);
+}
