@@ -329,7 +329,8 @@ pub async fn purge_expired_records(tx: &Transaction<'_>, chunk: i64) -> Result<u
     let stmt = tx
         .prepare_cached(
             "DELETE FROM storage_bsos WHERE (user_id, collection_id, id) IN ( \
-               SELECT user_id, collection_id, id FROM storage_bsos WHERE expiry <= $1 \
+               SELECT user_id, collection_id, id FROM storage_bsos \
+               WHERE expiry <= $1 AND expiry < 9223372036854775807 \
                LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
         .await?;

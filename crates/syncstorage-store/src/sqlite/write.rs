@@ -449,15 +449,16 @@ pub fn commit_batch(
     Ok((outcome, ids))
 }
 
+/// Deletes up to ?2 records expired at ?1. The second bound is the partial expiry index's
+/// own condition (schema migration 2), which SQLite must see to use that index.
+pub(super) const PURGE_RECORDS: &str = "DELETE FROM bsos WHERE rowid IN \
+     (SELECT rowid FROM bsos WHERE expiry <= ?1 AND expiry < 9223372036854775807 LIMIT ?2)";
+
 /// Deletes up to `chunk` expired records, then expired batches; returns rows removed.
 pub fn purge_expired_chunk(tx: &Transaction<'_>, chunk: i64) -> Result<u64, StoreError> {
     let now = now_ms();
     let records = tx
-        .execute(
-            "DELETE FROM bsos WHERE rowid IN \
-             (SELECT rowid FROM bsos WHERE expiry <= ?1 LIMIT ?2)",
-            params![now, chunk],
-        )
+        .execute(PURGE_RECORDS, params![now, chunk])
         .map_err(backend)?;
     tx.execute(
         "DELETE FROM batch_items WHERE batch_id IN (SELECT id FROM batches WHERE expiry <= ?1)",

@@ -174,6 +174,15 @@ fn run(
     }
 }
 
+/// Runs a statement without parameters from the connection's statement cache: the
+/// savepoint statements run two or three times per write, and need no parsing after the first.
+fn run_cached(tx: &Transaction<'_>, sql: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(backend)
+}
+
 fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -186,17 +195,12 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
         }
     };
     for job in &mut group {
-        let outcome = tx
-            .execute_batch("SAVEPOINT write")
-            .map_err(backend)
-            .and_then(|()| {
-                let end = if job.run(&tx, inner) {
-                    "RELEASE write"
-                } else {
-                    "ROLLBACK TO write; RELEASE write"
-                };
-                tx.execute_batch(end).map_err(backend)
-            });
+        let outcome = run_cached(&tx, "SAVEPOINT write").and_then(|()| {
+            if !job.run(&tx, inner) {
+                run_cached(&tx, "ROLLBACK TO write")?;
+            }
+            run_cached(&tx, "RELEASE write")
+        });
         if let Err(error) = outcome {
             // The transaction is in an unknown state: give it up, and the whole group with it.
             drop(tx);
