@@ -40,13 +40,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 import onepw
 from firefox import Firefox
-from syncstack import CheckFailed, Server, child_env, expect, free_port
+from syncstack import CheckFailed, Checks, Server, child_env, expect
 
 EMAIL = "family@example.org"
 PASSWORD = "correct horse battery staple"
@@ -184,36 +182,12 @@ ONEPW_EXAMPLE = {
 }
 
 
-class AccountsChecks:
-    def __init__(self, binary, firefox):
-        self.binary = binary
-        self.firefox_binary = firefox
-        self.passed = 0
-        self.failed = 0
-        self.dir = tempfile.mkdtemp(prefix="syncstack-firefox-accounts-")
-        self.server = None
-        self.firefox = None
-        self.port = free_port()
+class AccountsChecks(Checks):
+    server_log_lines = 25
+    firefox_log_lines = 60
 
-    def check(self, name, function):
-        started = time.monotonic()
-        try:
-            function()
-        except Exception as error:
-            self.failed += 1
-            print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, error))
-            if not isinstance(error, CheckFailed):
-                traceback.print_exc()
-            if self.server is not None:
-                print("  server log tail:\n    " + "\n    ".join(self.server.log[-25:]))
-            if self.firefox is not None:
-                print("  Firefox log tail:\n    "
-                      + self.firefox.log_tail(60).replace("\n", "\n    "))
-            return False
-        self.passed += 1
-        print("ok   %s (%.1f s)" % (name, time.monotonic() - started))
-        sys.stdout.flush()
-        return True
+    def __init__(self, binary, firefox):
+        super().__init__(binary, firefox, "syncstack-firefox-accounts-")
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -17,12 +17,10 @@ import os
 import shutil
 import sqlite3
 import sys
-import tempfile
 import time
-import traceback
 
 from firefox import ChromeError, Firefox
-from syncstack import CheckFailed, Server, call, expect, free_port, run
+from syncstack import CheckFailed, Checks, Server, call, expect, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "crates", "content-signature", "tests", "data")
@@ -102,34 +100,12 @@ STARTUP_COLLECTIONS = [["main", "search-config-v2"], ["main", "nimbus-desktop-ex
                        ["security-state", "onecrl"], ["main", "not-on-this-server"]]
 
 
-class RemoteSettingsChecks:
-    def __init__(self, binary, firefox):
-        self.binary = binary
-        self.firefox_binary = firefox
-        self.passed = 0
-        self.failed = 0
-        self.dir = tempfile.mkdtemp(prefix="syncstack-firefox-rs-")
-        self.server = None
-        self.firefox = None
-        self.port = free_port()
+class RemoteSettingsChecks(Checks):
+    server_log_lines = 15
+    firefox_log_lines = 40
 
-    def check(self, name, function):
-        started = time.monotonic()
-        try:
-            function()
-        except Exception as error:
-            self.failed += 1
-            print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, error))
-            if not isinstance(error, CheckFailed):
-                traceback.print_exc()
-            if self.server is not None:
-                print("  server log tail:\n    " + "\n    ".join(self.server.log[-15:]))
-            if self.firefox is not None:
-                print("  Firefox log tail:\n    " + self.firefox.log_tail(40).replace("\n", "\n    "))
-            return False
-        self.passed += 1
-        print("ok   %s (%.1f s)" % (name, time.monotonic() - started))
-        return True
+    def __init__(self, binary, firefox):
+        super().__init__(binary, firefox, "syncstack-firefox-rs-")
 
     # --- the server side --------------------------------------------------------------
 

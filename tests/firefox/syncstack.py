@@ -9,8 +9,11 @@ import queue
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -128,3 +131,45 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Checks:
+    """Runs named checks against a syncstack server and a Firefox, counting what passed and
+    printing the tails of both logs when one fails. `self.server` and `self.firefox` are set
+    by the subclass once it has started them."""
+
+    server_log_lines = 25
+    firefox_log_lines = 60
+
+    def __init__(self, binary, firefox, prefix):
+        self.binary = binary
+        self.firefox_binary = firefox
+        self.passed = 0
+        self.failed = 0
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.server = None
+        self.firefox = None
+        self.port = free_port()
+
+    def check(self, name, function):
+        started = time.monotonic()
+        try:
+            function()
+        except Exception as error:
+            self.failed += 1
+            print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - started, error))
+            if not isinstance(error, CheckFailed):
+                traceback.print_exc()
+            if self.server is not None:
+                print("  server log tail:\n    "
+                      + "\n    ".join(self.server.log[-self.server_log_lines:]))
+            if self.firefox is not None:
+                print("  Firefox log tail:\n    "
+                      + self.firefox.log_tail(self.firefox_log_lines).replace("\n", "\n    "))
+            sys.stdout.flush()
+            return False
+        self.passed += 1
+        print("ok   %s (%.1f s)" % (name, time.monotonic() - started))
+        sys.stdout.flush()
+        return True
+
