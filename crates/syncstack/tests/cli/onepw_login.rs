@@ -40,17 +40,23 @@ fn saved(dir: &Path, profile: &str) -> (String, Value) {
     (text, value)
 }
 
-#[tokio::test]
-async fn the_cli_signs_in_with_the_accounts_key_and_refuses_a_wrong_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let server = Node::start_in(d, &[], &[]).await;
+/// A node on `dir` with the account EMAIL, made as an operator makes it.
+async fn node_with_account(dir: &Path) -> Node {
+    let server = Node::start_in(dir, &[], &[]).await;
     run_ok(
-        d,
+        dir,
         &["accounts", "add", EMAIL, "--password-stdin"],
         &[],
         &format!("{PASSWORD}\n"),
     );
+    server
+}
+
+#[tokio::test]
+async fn the_cli_signs_in_with_the_accounts_key_and_refuses_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = node_with_account(d).await;
     let login = login_args(&server.url);
 
     let refused = run_with_input(d, &login, &[], "not the password\n");
@@ -104,13 +110,7 @@ async fn the_cli_signs_in_with_the_accounts_key_and_refuses_a_wrong_password() {
 async fn an_older_identity_login_is_migrated_with_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let server = Node::start_in(d, &[], &[]).await;
-    run_ok(
-        d,
-        &["accounts", "add", EMAIL, "--password-stdin"],
-        &[],
-        &format!("{PASSWORD}\n"),
-    );
+    let server = node_with_account(d).await;
     // As before this change: the identity provider, and a kB the CLI made itself.
     let old = client(
         d,
