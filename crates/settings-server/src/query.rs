@@ -222,26 +222,7 @@ impl ListQuery {
                 })
                 .collect()
         };
-        let default = [("last_modified".to_owned(), true)];
-        let sort = if self.sort.is_empty() {
-            &default[..]
-        } else {
-            &self.sort[..]
-        };
-        matching.sort_by(|a, b| {
-            for (field, descending) in sort {
-                let ordering = Meta::of(a, field).cmp(&Meta::of(b, field));
-                let ordering = if *descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                };
-                if ordering != Ordering::Equal {
-                    return ordering;
-                }
-            }
-            Ordering::Equal
-        });
+        matching.sort_by(|a, b| self.order(|field| Meta::of(a, field).cmp(&Meta::of(b, field))));
         matching
     }
 
@@ -260,26 +241,30 @@ impl ListQuery {
             .into_iter()
             .filter(|(_, json)| self.filters.iter().all(|f| f.matches(json)))
             .collect();
-        let sort: Vec<(String, bool)> = if self.sort.is_empty() {
-            vec![("last_modified".into(), true)]
-        } else {
-            self.sort.clone()
-        };
         matching.sort_by(|(_, a), (_, b)| {
-            for (field, descending) in &sort {
-                let ordering = compare(lookup(a, field), lookup(b, field));
-                let ordering = if *descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                };
-                if ordering != Ordering::Equal {
-                    return ordering;
-                }
-            }
-            Ordering::Equal
+            self.order(|field| compare(lookup(a, field), lookup(b, field)))
         });
         matching
+    }
+
+    /// Kinto's order of two objects, given how they compare on one field: the `_sort`
+    /// fields in turn, a `-` field reversed, newest first when no `_sort` was given.
+    fn order(&self, mut on_field: impl FnMut(&str) -> Ordering) -> Ordering {
+        if self.sort.is_empty() {
+            return on_field("last_modified").reverse();
+        }
+        for (field, descending) in &self.sort {
+            let ordering = on_field(field);
+            let ordering = if *descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+        }
+        Ordering::Equal
     }
 
     /// The token of the page after one that ended at `offset`.
