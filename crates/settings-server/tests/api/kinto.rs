@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 use settings_server::{KintoSettings, SettingsState};
+
+pub(crate) use crate::reply::Reply;
+use crate::reply::send;
 
 pub(crate) struct Server {
     pub(crate) url: String,
@@ -13,12 +16,6 @@ pub(crate) struct Server {
     pub(crate) state: SettingsState,
     _dir: tempfile::TempDir,
     _schema: Option<postgres_support::TestSchema>,
-}
-
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: reqwest::header::HeaderMap,
-    pub(crate) body: Value,
 }
 
 impl Server {
@@ -61,26 +58,7 @@ impl Server {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(user) = user {
-            request = request.basic_auth(user, Some(format!("{user}-password")));
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        send(&self.http, &self.url, method, path, user, body, headers).await
     }
 
     pub(crate) async fn get(&self, path: &str, user: Option<&str>) -> Reply {

@@ -12,6 +12,7 @@ mod compat;
 mod firefox;
 mod history;
 mod kinto;
+mod reply;
 mod workflow;
 mod workflow_history;
 

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use content_signature::DevPki;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 use settings_server::workflow::{SignerSettings, Workflow};
 use settings_server::{KintoSettings, SettingsState};
+
+pub(crate) use crate::reply::Reply;
+use crate::reply::send;
 
 pub(crate) const SIGNER_NAME: &str = "remote-settings.content-signature.mozilla.org";
 pub(crate) const SOURCE: &str = "/v1/buckets/main-workspace/collections/cfr";
@@ -21,11 +24,6 @@ pub(crate) struct Server {
     pub(crate) pki: DevPki,
     pub(crate) _dir: tempfile::TempDir,
     pub(crate) _schema: Option<postgres_support::TestSchema>,
-}
-
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) body: Value,
 }
 
 pub(crate) fn now() -> u64 {
@@ -129,20 +127,7 @@ impl Server {
         user: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(user) = user {
-            request = request.basic_auth(user, Some(format!("{user}-password")));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
+        send(&self.http, &self.url, method, path, user, body, &[]).await
     }
 
     pub(crate) async fn get(&self, path: &str, user: Option<&str>) -> Reply {
