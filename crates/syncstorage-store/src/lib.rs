@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod cursor;
+mod page;
 pub mod postgres;
 pub mod sqlite;
 

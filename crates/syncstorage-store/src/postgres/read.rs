@@ -7,6 +7,7 @@ use tokio_postgres::types::ToSql;
 
 use super::now_ms;
 use super::tx::TxError;
+use crate::page::PageBuilder;
 use crate::{Bso, BsoPage, BsoQuery, CollectionFigures, Cursor, Precondition, Sort, Versioned};
 use crate::{StoreError, UserId};
 
@@ -266,40 +267,24 @@ pub async fn bsos(
     // A portal hands rows over in chunks, so a page that reaches its byte budget early
     // stops fetching: one request never holds gigabytes of records in memory.
     let portal = tx.bind(&stmt, &args).await?;
-    let mut rows: Vec<(Bso, i64)> = Vec::new();
-    let mut bytes = 0usize;
-    let mut more = false;
+    let mut page = PageBuilder::new(query.limit, max_page_bytes);
     'fetch: loop {
         let chunk = tx.query_portal(&portal, FETCH_ROWS).await?;
         let exhausted = chunk.len() < FETCH_ROWS as usize;
         for row in chunk {
-            if rows.len() as i64 >= limit || (bytes >= max_page_bytes && !rows.is_empty()) {
-                more = true;
-                break 'fetch;
-            }
             let bso = Bso {
                 id: row.get(0),
                 modified: ts(row.get(1)),
                 payload: payload_text(row.get(2))?,
                 sortindex: row.get(3),
             };
-            bytes += bso.payload.len();
-            rows.push((bso, row.get(4)));
+            if !page.offer(bso, row.get(4)) {
+                break 'fetch;
+            }
         }
         if exhausted {
             break;
         }
     }
-    let next = more
-        .then(|| {
-            rows.last().map(|(bso, key)| Cursor::After {
-                key: *key,
-                id: bso.id.clone(),
-            })
-        })
-        .flatten();
-    Ok(BsoPage {
-        items: rows.into_iter().map(|(bso, _)| bso).collect(),
-        next,
-    })
+    Ok(page.finish())
 }

@@ -6,11 +6,14 @@
 //! collection cannot fail here as they can on Mozilla's server: there is no lock to lose.
 //! Readers use WAL snapshots on a pool of connections and never wait for the writer.
 
+mod checkpointer;
+mod listing;
 mod read;
 mod schema;
 mod write;
 mod writer;
 
+use checkpointer::Checkpointer;
 use writer::Writer;
 
 use std::collections::HashMap;
@@ -41,6 +44,8 @@ const TUNING: &str =
 /// each checkpoint copied (and synced) nearly all of it. Every 8,192 pages (32 MB) the same
 /// hot pages are copied once for many commits (writer CPU per request down by about a
 /// fifth, measured); the WAL file is truncated back to 64 MB if a burst grew it past that.
+/// Most of the copying is done meanwhile by the checkpoint thread (see `checkpointer`); the
+/// writer's own checkpoint copies what is left and lets the WAL start over.
 const CHECKPOINTS: &str = "PRAGMA wal_autocheckpoint=8192; PRAGMA journal_size_limit=67108864;";
 
 /// How `fsync` is used on commit.
@@ -88,6 +93,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     inner: Arc<Inner>,
     writer: Arc<Writer>,
+    checkpointer: Arc<Checkpointer>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     closed: Arc<AtomicBool>,
 }
@@ -121,6 +127,11 @@ impl SqliteStore {
                  PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; {TUNING} {CHECKPOINTS}"
             ))
             .map_err(backend)?;
+        if let Ok(pages) = std::env::var("SYNCSTACK_EXPERIMENT_AUTOCHECKPOINT") {
+            writer
+                .execute_batch(&format!("PRAGMA wal_autocheckpoint={pages};"))
+                .map_err(backend)?;
+        }
         writer.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut writer).map_err(backend)?;
 
@@ -139,6 +150,12 @@ impl SqliteStore {
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("opening reader pool: {e}")))?;
 
+        let checkpoints = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(backend)?;
+        checkpoints
+            .execute_batch(&format!("PRAGMA synchronous={synchronous};"))
+            .map_err(backend)?;
+
         tracing::info!(path = %path.display(), schema = schema::latest_version(), "opened SQLite storage");
         let inner = Arc::new(Inner {
             path: path.to_owned(),
@@ -148,6 +165,7 @@ impl SqliteStore {
         });
         Ok(SqliteStore {
             writer: Arc::new(Writer::start(writer, inner.clone())),
+            checkpointer: Arc::new(Checkpointer::start(checkpoints)),
             inner,
             readers,
             closed: Arc::new(AtomicBool::new(false)),
@@ -336,7 +354,7 @@ impl Store for SqliteStore {
             };
             let last_modified = read::collection_timestamp(tx, user, collection_id)?;
             precondition.check(last_modified)?;
-            let value = read::bsos(tx, user, collection_id, &query, inner.max_page_bytes)?;
+            let value = listing::bsos(tx, user, collection_id, &query, inner.max_page_bytes)?;
             Ok(Versioned {
                 last_modified,
                 value,
@@ -533,6 +551,8 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        let checkpointer = self.checkpointer.clone();
+        let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         self.writer.close().await;
     }
 }

@@ -1,14 +1,10 @@
 //! Queries that only read. Each takes the open transaction of the caller.
 
-use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{OptionalExtension, Transaction, params};
 use sync_proto::SyncTimestamp;
 
 use super::{backend, now_ms};
-use crate::{
-    Bso, BsoPage, BsoQuery, CollectionFigures, Cursor, Precondition, Sort, StoreError, UserId,
-    Versioned,
-};
+use crate::{Bso, CollectionFigures, Precondition, StoreError, UserId, Versioned};
 
 /// The sort key given to records without a sortindex: below every valid sortindex, so they
 /// come last in `sort=index` order, as on Mozilla's server.
@@ -152,133 +148,4 @@ pub fn bso(
         .optional()
     })
     .map_err(backend)
-}
-
-/// A page of a collection listing, with keyset pagination (see [`Cursor`]).
-pub fn bsos(
-    tx: &Transaction<'_>,
-    user: UserId,
-    collection_id: i64,
-    query: &BsoQuery,
-    max_page_bytes: usize,
-) -> Result<BsoPage, StoreError> {
-    let sort_key = match query.sort {
-        Sort::Newest | Sort::Oldest => "modified".to_owned(),
-        Sort::Index => format!("COALESCE(sortindex, {MISSING_SORTINDEX_KEY})"),
-    };
-    let payload = if query.full { "payload" } else { "''" };
-    let mut sql = format!(
-        "SELECT id, modified, {payload}, sortindex, {sort_key} FROM bsos \
-         WHERE user_id = ?1 AND collection_id = ?2 AND expiry > ?3"
-    );
-    let mut args: Vec<Value> = vec![
-        Value::Integer(user as i64),
-        Value::Integer(collection_id),
-        Value::Integer(now_ms()),
-    ];
-    let mut bind = |sql: &mut String, fragment: &str, value: Value| {
-        args.push(value);
-        sql.push_str(&fragment.replace('?', &format!("?{}", args.len())));
-    };
-    if let Some(newer) = query.newer {
-        bind(
-            &mut sql,
-            " AND modified > ?",
-            Value::Integer(newer.as_millis() as i64),
-        );
-    }
-    if let Some(older) = query.older {
-        bind(
-            &mut sql,
-            " AND modified < ?",
-            Value::Integer(older.as_millis() as i64),
-        );
-    }
-    if let Some(ids) = &query.ids {
-        if ids.is_empty() {
-            return Ok(BsoPage::default());
-        }
-        sql.push_str(" AND id IN (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            bind(&mut sql, "?", Value::Text(id.clone()));
-        }
-        sql.push(')');
-    }
-    let mut skip = 0;
-    match &query.cursor {
-        Some(Cursor::After { key, id }) => {
-            let (key_cmp, id_cmp) = match query.sort {
-                Sort::Newest => ("<", "<"),
-                Sort::Oldest => (">", ">"),
-                Sort::Index => ("<", ">"),
-            };
-            args.push(Value::Integer(*key));
-            let key_arg = args.len();
-            args.push(Value::Text(id.clone()));
-            let id_arg = args.len();
-            sql.push_str(&format!(
-                " AND ({sort_key} {key_cmp} ?{key_arg} OR ({sort_key} = ?{key_arg} AND id {id_cmp} ?{id_arg}))"
-            ));
-        }
-        Some(Cursor::Skip(n)) => skip = *n,
-        None => {}
-    }
-    let order = match query.sort {
-        Sort::Newest => "modified DESC, id DESC",
-        Sort::Oldest => "modified ASC, id ASC",
-        Sort::Index => "5 DESC, id ASC",
-    };
-    // One row more than asked tells whether another page follows.
-    let limit = i64::from(query.limit);
-    args.push(Value::Integer(limit + 1));
-    sql.push_str(&format!(" ORDER BY {order} LIMIT ?{}", args.len()));
-    if skip > 0 {
-        args.push(Value::Integer(skip as i64));
-        sql.push_str(&format!(" OFFSET ?{}", args.len()));
-    }
-
-    let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-    let found = stmt
-        .query_map(params_from_iter(args), |row| {
-            Ok((
-                Bso {
-                    id: row.get(0)?,
-                    modified: ts(row.get(1)?),
-                    payload: row.get(2)?,
-                    sortindex: row.get(3)?,
-                },
-                row.get::<_, i64>(4)?,
-            ))
-        })
-        .map_err(backend)?;
-    // A page ends at `limit` records or, whichever comes first, once it holds
-    // `max_page_bytes` of payload, so one request never holds gigabytes in memory (10,000
-    // records of 2.5 MB would be 25 GB). The cursor lets the client fetch the rest.
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
-    let mut more = false;
-    for row in found {
-        let row = row.map_err(backend)?;
-        if rows.len() as i64 >= limit || (bytes >= max_page_bytes && !rows.is_empty()) {
-            more = true;
-            break;
-        }
-        bytes += row.0.payload.len();
-        rows.push(row);
-    }
-    let next = more
-        .then(|| {
-            rows.last().map(|(bso, key)| Cursor::After {
-                key: *key,
-                id: bso.id.clone(),
-            })
-        })
-        .flatten();
-    Ok(BsoPage {
-        items: rows.into_iter().map(|(bso, _)| bso).collect(),
-        next,
-    })
 }

@@ -6,6 +6,7 @@
 //! `replaced_at`, so a uid always names the same storage bucket.
 
 use rusqlite::{Connection, Row, Transaction, params};
+use sqlite_support::limit_clause;
 
 use super::{Ctx, backend, begin_write, nodes};
 use crate::rules::{reusable, summarize};
@@ -13,7 +14,7 @@ use crate::{TokenStoreError, UserKeys, UserRecord, UserState};
 
 /// How many of an account's rows are read to find its current one and its old client
 /// states (as in the reference).
-const RECENT_ROWS: u32 = 20;
+const RECENT_ROWS: u64 = 20;
 
 /// The user's current record and old client states; older rows that a race left
 /// unreplaced are marked replaced at `now_ms`.
@@ -57,19 +58,18 @@ fn recent_rows(
     ctx: Ctx,
     email: &str,
 ) -> Result<Vec<UserRecord>, TokenStoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT users.uid, users.email, users.generation, users.client_state, \
-                    users.keys_changed_at, users.created_at, users.replaced_at, \
-                    nodes.node, users.nodeid \
-             FROM users LEFT JOIN nodes ON nodes.id = users.nodeid \
-             WHERE users.email = ?1 AND users.service = ?2 \
-             ORDER BY users.created_at DESC, users.uid DESC \
-             LIMIT ?3",
-        )
-        .map_err(backend)?;
+    let sql = format!(
+        "SELECT users.uid, users.email, users.generation, users.client_state, \
+                users.keys_changed_at, users.created_at, users.replaced_at, \
+                nodes.node, users.nodeid \
+         FROM users LEFT JOIN nodes ON nodes.id = users.nodeid \
+         WHERE users.email = ?1 AND users.service = ?2 \
+         ORDER BY users.created_at DESC, users.uid DESC{}",
+        limit_clause(RECENT_ROWS)
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
-        .query_map(params![email, ctx.service, RECENT_ROWS], user_from_row)
+        .query_map(params![email, ctx.service], user_from_row)
         .map_err(backend)?;
     rows.collect::<Result<_, _>>().map_err(backend)
 }
@@ -169,19 +169,18 @@ pub fn replaced_users(
     before_ms: i64,
     limit: u32,
 ) -> Result<Vec<UserRecord>, TokenStoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT users.uid, users.email, users.generation, users.client_state, \
-                    users.keys_changed_at, users.created_at, users.replaced_at, \
-                    nodes.node, users.nodeid \
-             FROM users LEFT JOIN nodes ON nodes.id = users.nodeid \
-             WHERE users.service = ?1 AND users.replaced_at < ?2 \
-             ORDER BY users.replaced_at, users.uid \
-             LIMIT ?3",
-        )
-        .map_err(backend)?;
+    let sql = format!(
+        "SELECT users.uid, users.email, users.generation, users.client_state, \
+                users.keys_changed_at, users.created_at, users.replaced_at, \
+                nodes.node, users.nodeid \
+         FROM users LEFT JOIN nodes ON nodes.id = users.nodeid \
+         WHERE users.service = ?1 AND users.replaced_at < ?2 \
+         ORDER BY users.replaced_at, users.uid{}",
+        limit_clause(limit.into())
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
-        .query_map(params![ctx.service, before_ms, limit], user_from_row)
+        .query_map(params![ctx.service, before_ms], user_from_row)
         .map_err(backend)?;
     rows.collect::<Result<_, _>>().map_err(backend)
 }
