@@ -1,12 +1,13 @@
 //! The PostgreSQL backend: a pool of async connections, one transaction per request.
 //!
 //! Where the SQLite backend serializes writes on one connection in one process, here
-//! several nodes (processes, machines) may write to one database at once. Each write
-//! transaction therefore starts by locking the user's row in `storage_users`, which also
+//! several nodes (processes, machines) may write to one database at once. Each write that
+//! changes records therefore starts by locking the user's row in `storage_users`, which also
 //! holds the user's last timestamp: writes of one user run one after the other wherever
 //! they come from, each takes `max(now, last + 10 ms)`, and timestamps strictly increase
 //! across processes, as they do in one SQLite process (ADR 0010). Writes of different users
-//! never wait for each other. Reads take a snapshot and never wait for writers.
+//! never wait for each other; staging a batch, which changes no record until the commit,
+//! locks only the batch. Reads take a snapshot and never wait for writers.
 //!
 //! Modules: `tx` runs transactions (isolation, bounded retries, error mapping), `read` and
 //! `write` hold the statements, `batch` the batch uploads, `schema` the migrations.
@@ -406,7 +407,7 @@ impl Store for PostgresStore {
         self.write(move |tx| {
             let request = request.clone();
             Box::pin(async move {
-                write::lock_user(tx, request.user).await?;
+                // Staging takes no user lock (ADR 0010, addendum): it changes no record.
                 let last_modified =
                     read::collection_timestamp(tx, request.user, collection_id).await?;
                 request.precondition.check(last_modified)?;
@@ -434,7 +435,7 @@ impl Store for PostgresStore {
         self.write(move |tx| {
             let (batch, request) = (batch.clone(), request.clone());
             Box::pin(async move {
-                write::lock_user(tx, request.user).await?;
+                // The batch's row lock, not the user's, orders appends (ADR 0010, addendum).
                 batch::check(tx, &batch, request.user, collection_id).await?;
                 let last_modified =
                     read::collection_timestamp(tx, request.user, collection_id).await?;

@@ -171,3 +171,60 @@ async fn racing_conditional_writes_let_exactly_one_through() {
     );
     schema.drop_schema().await.unwrap();
 }
+
+/// Staging a batch changes no record, so it does not wait for the user's lock (ADR 0010,
+/// addendum): while another node holds the lock, opening a batch and appending to it
+/// finish, and the commit, which writes records, waits until the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staging_a_batch_does_not_wait_for_the_users_other_writes() {
+    let Some((schema, a, _b)) = two_nodes().await else {
+        return;
+    };
+    a.put_bsos(write(7, "c", vec![set("before", "x")]), false)
+        .await
+        .unwrap();
+    let (holder, connection) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM storage_users WHERE user_id = 7 FOR UPDATE")
+        .await
+        .unwrap();
+
+    let within = std::time::Duration::from_secs(5);
+    let batch = tokio::time::timeout(
+        within,
+        a.create_batch(write(7, "c", vec![set("s1", "x")]), 100),
+    )
+    .await
+    .expect("opening a batch waited for the user's lock")
+    .unwrap()
+    .value;
+    tokio::time::timeout(
+        within,
+        a.append_batch(&batch, write(7, "c", vec![set("s2", "x")]), 100),
+    )
+    .await
+    .expect("appending to a batch waited for the user's lock")
+    .unwrap();
+
+    let committing = {
+        let (a, batch) = (a.clone(), batch.clone());
+        tokio::spawn(async move { a.commit_batch(&batch, write(7, "c", vec![])).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !committing.is_finished(),
+        "the commit wrote records while another writer held the user's lock"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let (_, ids) = tokio::time::timeout(within, committing)
+        .await
+        .expect("the commit never finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids, ["s1", "s2"]);
+    drop(holder);
+    schema.drop_schema().await.unwrap();
+}
