@@ -1,6 +1,30 @@
-//! Where a listing page ends, the same on every backend.
+//! A listing's order and where its pages end, the same on every backend, so that both
+//! list records alike and read each other's cursors.
 
-use crate::{Bso, BsoPage, Cursor};
+use crate::{Bso, BsoPage, Cursor, Sort};
+
+impl Sort {
+    /// The listing's SQL `ORDER BY`, for a statement whose fifth column is the sort key.
+    /// Records with equal keys order by id, so a listing has one order and a cursor one
+    /// place in it.
+    pub(crate) fn order_by(self) -> &'static str {
+        match self {
+            Sort::Newest => "modified DESC, id DESC",
+            Sort::Oldest => "modified ASC, id ASC",
+            Sort::Index => "5 DESC, id ASC",
+        }
+    }
+
+    /// How a record that comes after a cursor compares with it: by sort key, and by id
+    /// among equal keys.
+    pub(crate) fn after_cursor(self) -> (&'static str, &'static str) {
+        match self {
+            Sort::Newest => ("<", "<"),
+            Sort::Oldest => (">", ">"),
+            Sort::Index => ("<", ">"),
+        }
+    }
+}
 
 /// Collects a listing's rows, in listing order, into one page.
 ///

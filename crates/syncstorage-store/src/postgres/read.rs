@@ -234,11 +234,7 @@ pub async fn bsos(
     }
     let mut skip = 0i64;
     if let Some(Cursor::After { key, id }) = &query.cursor {
-        let (key_cmp, id_cmp) = match query.sort {
-            Sort::Newest => ("<", "<"),
-            Sort::Oldest => (">", ">"),
-            Sort::Index => ("<", ">"),
-        };
+        let (key_cmp, id_cmp) = query.sort.after_cursor();
         args.push(key);
         let key_arg = args.len();
         args.push(id);
@@ -250,11 +246,7 @@ pub async fn bsos(
     } else if let Some(Cursor::Skip(n)) = &query.cursor {
         skip = i64::try_from(*n).unwrap_or(i64::MAX);
     }
-    let order = match query.sort {
-        Sort::Newest => "modified DESC, id DESC",
-        Sort::Oldest => "modified ASC, id ASC",
-        Sort::Index => "5 DESC, id ASC",
-    };
+    let order = query.sort.order_by();
     // One row more than asked tells whether another page follows.
     let limit = i64::from(query.limit);
     let fetch = limit + 1;

@@ -84,11 +84,7 @@ impl Filter {
             filter.sql.push(')');
         }
         if let Some(Cursor::After { key, id }) = &query.cursor {
-            let (key_cmp, id_cmp) = match query.sort {
-                Sort::Newest => ("<", "<"),
-                Sort::Oldest => (">", ">"),
-                Sort::Index => ("<", ">"),
-            };
+            let (key_cmp, id_cmp) = query.sort.after_cursor();
             filter.args.push(Value::Integer(*key));
             let key_arg = filter.args.len();
             filter.args.push(Value::Text(id.clone()));
@@ -130,12 +126,7 @@ fn sorted_by_sqlite(
     query: &BsoQuery,
     max_page_bytes: usize,
 ) -> Result<BsoPage, StoreError> {
-    let order = match query.sort {
-        Sort::Newest => "modified DESC, id DESC",
-        Sort::Oldest => "modified ASC, id ASC",
-        Sort::Index => "5 DESC, id ASC",
-    };
-    let mut sql = format!("{} ORDER BY {order}", filter.sql);
+    let mut sql = format!("{} ORDER BY {}", filter.sql, query.sort.order_by());
     // One row more than asked tells whether another page follows.
     sql.push_str(&limit_clause(u64::from(query.limit) + 1));
     if let Some(Cursor::Skip(skip)) = query.cursor {
