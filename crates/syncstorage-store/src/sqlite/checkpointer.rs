@@ -101,3 +101,45 @@ fn run(conn: Connection, stop: &(Mutex<bool>, Condvar)) {
         tracing::warn!(%error, "closing the SQLite checkpoint connection failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// With the writer's own checkpoints off, only this thread can move the WAL's pages
+    /// into the database file: the file grows once it runs, and stopping it returns.
+    #[test]
+    fn copies_the_wal_into_the_database_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; \
+                 CREATE TABLE t (x TEXT); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+                 INSERT INTO t SELECT printf('%0500d', i) FROM n;",
+            )
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        assert!(before < 100_000, "the writes are still in the WAL");
+
+        let checkpointer = Checkpointer::start(
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() <= before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            size() > 1_000_000,
+            "the WAL was not copied back: {} bytes",
+            size()
+        );
+        checkpointer.stop();
+        checkpointer.stop();
+    }
+}
