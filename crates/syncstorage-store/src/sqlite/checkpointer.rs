@@ -5,11 +5,12 @@
 //! and syncs that file: under the benchmark's mix it was about a third of the writer's time,
 //! disk waits included, and every write queued behind it waited too. This thread runs a
 //! passive checkpoint (it never waits for, nor blocks, the writer or the readers) soon after
-//! each write ([`BUSY_INTERVAL`]), and backs off while nothing is written. The writer keeps its own automatic checkpoint (`wal_autocheckpoint` in
-//! `CHECKPOINTS`): SQLite only starts the WAL over from its beginning when a write begins
-//! after a checkpoint has copied all of it, which under a steady load only the writer's
-//! own checkpoint, right after its commit, can arrange. By then this thread has copied all
-//! but the last moments, so the writer's checkpoint copies little and the WAL stays bounded.
+//! each write ([`BUSY_INTERVAL`]), and backs off while nothing is written. The writer keeps
+//! its own automatic checkpoint (`wal_autocheckpoint` in `CHECKPOINTS`): SQLite only starts
+//! the WAL over from its beginning when a write begins after a checkpoint has copied all of
+//! it, which under a steady load only the writer's own checkpoint, right after its commit,
+//! can arrange. By then this thread has copied all but the last moments, so the writer's
+//! checkpoint copies little and the WAL stays bounded.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// How soon the WAL is copied back after a write. Measured under the benchmark's mix (20 s,
+/// How soon the WAL is copied back after a write. Measured under the benchmark's mix (15 s,
 /// 16 requests in flight): every 500 ms left the writer's own checkpoints copying half the
 /// pages and stalling writes for up to 58 ms (p99 of all requests 88 ms); every 10 ms left
 /// them little to copy (longest commit 22 ms, p99 67 ms) at the same throughput.
