@@ -137,6 +137,26 @@ pub struct ReceivedRequest<'a> {
     pub host_header: Option<&'a str>,
 }
 
+impl<'a> ReceivedRequest<'a> {
+    /// The request as an HTTP server received it: `parts.uri` as routed, and `original`, the
+    /// URI as the client sent it when the server's own router stripped a prefix (axum's
+    /// `OriginalUri`), so that every service reads a request for Hawk the same way.
+    pub fn from_parts(parts: &'a http::request::Parts, original: Option<&'a http::Uri>) -> Self {
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        ReceivedRequest {
+            method: parts.method.as_str(),
+            path_and_query,
+            original_path_and_query: original
+                .and_then(|uri| uri.path_and_query())
+                .map_or(path_and_query, |pq| pq.as_str()),
+            host_header: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|host| host.to_str().ok()),
+        }
+    }
+}
+
 /// Checks the MAC of a request that a client may have signed for the server's public URL
 /// (host, port and path prefix, when a reverse proxy publishes it) or for the address it
 /// reached directly: the public URL is tried first, then the request as received.
@@ -288,6 +308,28 @@ pub fn sign_request_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_received_request_reads_the_routed_and_the_original_uri() {
+        let (parts, ()) = http::Request::builder()
+            .method("POST")
+            .uri("/1.5/7/storage/forms?batch=true")
+            .header(http::header::HOST, "sync.example:8000")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let sent: http::Uri = "/sync/1.5/7/storage/forms?batch=true".parse().unwrap();
+        let nested = ReceivedRequest::from_parts(&parts, Some(&sent));
+        assert_eq!(nested.method, "POST");
+        assert_eq!(nested.path_and_query, "/1.5/7/storage/forms?batch=true");
+        assert_eq!(
+            nested.original_path_and_query,
+            "/sync/1.5/7/storage/forms?batch=true"
+        );
+        assert_eq!(nested.host_header, Some("sync.example:8000"));
+        let direct = ReceivedRequest::from_parts(&parts, None);
+        assert_eq!(direct.original_path_and_query, direct.path_and_query);
+    }
 
     fn target() -> RequestTarget<'static> {
         RequestTarget {

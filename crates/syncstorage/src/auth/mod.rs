@@ -142,25 +142,8 @@ async fn authenticate(state: &AppState, request: Request) -> Result<Request, Api
 
 /// Checks the MAC against the public URL, then against the request as received.
 fn mac_matches(state: &AppState, parts: &Parts, header: &HawkHeader, key: &[u8]) -> bool {
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    let original = parts
-        .extensions
-        .get::<OriginalUri>()
-        .and_then(|uri| uri.0.path_and_query().map(|pq| pq.as_str().to_owned()))
-        .unwrap_or_else(|| path_and_query.to_owned());
-    let request = hawk::ReceivedRequest {
-        method: parts.method.as_str(),
-        path_and_query,
-        original_path_and_query: &original,
-        host_header: parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok()),
-    };
+    let original = parts.extensions.get::<OriginalUri>().map(|uri| &uri.0);
+    let request = hawk::ReceivedRequest::from_parts(parts, original);
     hawk::verify_mac_behind(key, header, &state.settings.public_url, &request)
 }
 
