@@ -11,6 +11,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -184,6 +185,7 @@ fn run_cached(tx: &Transaction<'_>, sql: &str) -> Result<(), StoreError> {
 }
 
 fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) {
+    let started = Instant::now();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
@@ -210,7 +212,15 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
             return;
         }
     }
+    let ran = started.elapsed();
     let committed = tx.commit().map_err(backend);
+    // How long writes wait behind each other: `scripts/bench-storage-cpu` summarizes these.
+    tracing::trace!(
+        writes = group.len(),
+        run_us = ran.as_micros() as u64,
+        commit_us = (started.elapsed() - ran).as_micros() as u64,
+        "group committed"
+    );
     if let Err(error) = &committed {
         tracing::error!(%error, writes = group.len(), "committing a group of writes failed");
     }
