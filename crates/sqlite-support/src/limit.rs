@@ -2,11 +2,12 @@
 
 /// ` LIMIT n`, written into the statement's text rather than bound as a parameter.
 ///
-/// SQLite (the bundled 3.50, as its `sqlite3ExprIsInteger` shows) reads a bound `LIMIT` value while planning, and marks the
-/// prepared statement so that binding that parameter again throws the plan away: every run
-/// of a cached statement with `LIMIT ?` was parsed and planned anew (a tenth of the storage
-/// node's listing CPU, measured with `perf`). A literal keeps the statement reusable; each
-/// distinct limit is one more entry in the connection's statement cache.
+/// SQLite (the bundled 3.50, as its `sqlite3ExprIsInteger` shows) reads a bound `LIMIT`
+/// value while planning, and marks the prepared statement so that binding that parameter
+/// again throws the plan away: every run of a cached statement with `LIMIT ?` was parsed
+/// and planned anew (a tenth of the storage node's listing CPU, measured with `perf`). A
+/// literal keeps the statement reusable; each distinct limit is one more entry in the
+/// connection's statement cache.
 pub fn limit_clause(rows: u64) -> String {
     format!(" LIMIT {rows}")
 }

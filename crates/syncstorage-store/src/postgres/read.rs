@@ -248,8 +248,7 @@ pub async fn bsos(
     }
     let order = query.sort.order_by();
     // One row more than asked tells whether another page follows.
-    let limit = i64::from(query.limit);
-    let fetch = limit + 1;
+    let fetch = i64::from(query.limit) + 1;
     args.push(&fetch);
     sql.push_str(&format!(" ORDER BY {order} LIMIT ${}", args.len()));
     args.push(&skip);

@@ -1,8 +1,9 @@
 //! Running one request as one transaction, and what its failures mean.
 //!
 //! Writes run at `READ COMMITTED` after locking the user's row (see `write::lock_user`;
-//! staging a batch locks the batch's row instead): the lock, not the isolation level, keeps two writers of one user from interleaving, and
-//! every statement after it sees what the previous holder committed. PostgreSQL may still
+//! staging a batch locks the batch's row instead): the lock, not the isolation level,
+//! keeps two writers of one user from interleaving, and every statement after it sees what
+//! the previous holder committed. PostgreSQL may still
 //! abort a transaction as a deadlock (say, a write and `purge_expired` meeting on the same
 //! expired rows in opposite orders); such a transaction did nothing, so it is run again, a
 //! bounded number of times, before the client is told to retry ([`StoreError::Conflict`]).

@@ -5,6 +5,8 @@
 //! updated in place except for the forward-only `generation` / `keys_changed_at` update and
 //! `replaced_at`, so a uid always names the same storage bucket.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, Row, Transaction, params};
 use sqlite_support::limit_clause;
 
@@ -15,6 +17,19 @@ use crate::{TokenStoreError, UserKeys, UserRecord, UserState};
 /// How many of an account's rows are read to find its current one and its old client
 /// states (as in the reference).
 const RECENT_ROWS: u64 = 20;
+
+/// An account's newest rows; built once, since every token request runs it.
+static RECENT_ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT users.uid, users.email, users.generation, users.client_state, \
+                users.keys_changed_at, users.created_at, users.replaced_at, \
+                nodes.node, users.nodeid \
+         FROM users LEFT JOIN nodes ON nodes.id = users.nodeid \
+         WHERE users.email = ?1 AND users.service = ?2 \
+         ORDER BY users.created_at DESC, users.uid DESC{}",
+        limit_clause(RECENT_ROWS)
+    )
+});
 
 /// The user's current record and old client states; older rows that a race left
 /// unreplaced are marked replaced at `now_ms`.
@@ -58,16 +73,7 @@ fn recent_rows(
     ctx: Ctx,
     email: &str,
 ) -> Result<Vec<UserRecord>, TokenStoreError> {
-    let sql = format!(
-        "SELECT users.uid, users.email, users.generation, users.client_state, \
-                users.keys_changed_at, users.created_at, users.replaced_at, \
-                nodes.node, users.nodeid \
-         FROM users LEFT JOIN nodes ON nodes.id = users.nodeid \
-         WHERE users.email = ?1 AND users.service = ?2 \
-         ORDER BY users.created_at DESC, users.uid DESC{}",
-        limit_clause(RECENT_ROWS)
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut stmt = conn.prepare_cached(&RECENT_ROWS_SQL).map_err(backend)?;
     let rows = stmt
         .query_map(params![email, ctx.service], user_from_row)
         .map_err(backend)?;
