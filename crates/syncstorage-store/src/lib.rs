@@ -7,11 +7,16 @@
 //! variants. This keeps a new backend a matter of adding a module, never of changing a
 //! handler.
 //!
-//! Every method is one transaction: preconditions (`X-If-Modified-Since`,
-//! `X-If-Unmodified-Since`) are evaluated inside the same transaction as the read or write
-//! they guard, so that no other writer can slip in between the check and the change.
+//! Every read and every change of records is one transaction: preconditions
+//! (`X-If-Modified-Since`, `X-If-Unmodified-Since`) are evaluated inside the same
+//! transaction as the read or write they guard, so that no other writer can slip in between
+//! the check and the change. (On SQLite, batches are staged in a file of their own, ADR
+//! 0015: opening or appending to a batch changes no record and checks its precondition
+//! against the collection as last committed; the commit checks it again in the transaction
+//! that writes the records.)
 #![deny(missing_docs)]
 
+mod batch;
 mod cursor;
 mod page;
 pub mod postgres;
@@ -20,6 +25,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use sync_proto::{BsoUpdate, SyncTimestamp};
 
+use batch::{merge_updates, new_batch_id, patch_from, patch_op};
 pub use cursor::{Cursor, InvalidCursor};
 
 /// A user's numeric id on this node (the `uid` of the token and the URL).

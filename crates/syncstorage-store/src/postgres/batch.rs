@@ -2,17 +2,15 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_postgres::Transaction;
-use rand::RngCore;
 use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
 
 use super::now_ms;
 use super::read::{payload_text, uid};
 use super::tx::TxError;
-use super::write::{self, merge_updates};
+use super::write;
 use crate::{StoreError, UserId, WriteBsos, WriteOutcome};
+use crate::{merge_updates, new_batch_id, patch_from, patch_op};
 
 /// Opens a batch holding `items`; returns its id.
 pub async fn create(
@@ -22,9 +20,7 @@ pub async fn create(
     lifetime: Duration,
     max_records: u64,
 ) -> Result<String, TxError> {
-    let mut raw = [0u8; 16];
-    rand::rng().fill_bytes(&mut raw);
-    let id = URL_SAFE_NO_PAD.encode(raw);
+    let id = new_batch_id();
     let expiry = now_ms().saturating_add(lifetime.as_millis() as i64);
     let stmt = tx
         .prepare_cached(
@@ -62,22 +58,6 @@ pub async fn check(
     }
 }
 
-fn op<T>(patch: &Patch<T>) -> i16 {
-    match patch {
-        Patch::Keep => 0,
-        Patch::Reset => 1,
-        Patch::Set(_) => 2,
-    }
-}
-
-fn patch_from<T>(op: i16, value: Option<T>) -> Patch<T> {
-    match (op, value) {
-        (2, Some(v)) => Patch::Set(v),
-        (0, _) => Patch::Keep,
-        _ => Patch::Reset,
-    }
-}
-
 /// Stages records in one statement; a record staged again merges field by field.
 pub async fn stage(
     tx: &Transaction<'_>,
@@ -99,17 +79,17 @@ pub async fn stage(
         Vec::with_capacity(count),
     );
     for item in items {
-        sortindex_ops.push(op(&item.sortindex));
+        sortindex_ops.push(patch_op(&item.sortindex));
         sortindexes.push(match item.sortindex {
             Patch::Set(v) => Some(v),
             _ => None,
         });
-        payload_ops.push(op(&item.payload));
+        payload_ops.push(patch_op(&item.payload));
         payloads.push(match item.payload {
             Patch::Set(p) => Some(p.into_bytes()),
             _ => None,
         });
-        ttl_ops.push(op(&item.ttl));
+        ttl_ops.push(patch_op(&item.ttl));
         ttls.push(match item.ttl {
             Patch::Set(v) => Some(i64::from(v)),
             _ => None,

@@ -9,7 +9,7 @@ use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
 use super::now_ms;
 use super::read::{self, ts, uid};
 use super::tx::TxError;
-use crate::{Precondition, StoreError, UserId, WriteBsos, WriteOutcome};
+use crate::{Precondition, StoreError, UserId, WriteBsos, WriteOutcome, merge_updates};
 
 /// Expiry of a record without a TTL.
 const NEVER: i64 = i64::MAX;
@@ -64,29 +64,6 @@ async fn touch_collection(
     tx.execute(&stmt, &[&uid(user), &collection_id, &stamp])
         .await?;
     Ok(())
-}
-
-/// Folds updates of the same id into one, in the order of their first appearance, as if
-/// they had been applied one after the other. One statement writes all records, and a
-/// statement cannot change one row twice.
-pub fn merge_updates(items: Vec<BsoUpdate>) -> Vec<BsoUpdate> {
-    let mut merged: Vec<BsoUpdate> = Vec::with_capacity(items.len());
-    let mut position = std::collections::HashMap::with_capacity(items.len());
-    for item in items {
-        match position.get(&item.id) {
-            Some(&at) => {
-                let existing: &mut BsoUpdate = &mut merged[at];
-                existing.sortindex = std::mem::take(&mut existing.sortindex).then(item.sortindex);
-                existing.payload = std::mem::take(&mut existing.payload).then(item.payload);
-                existing.ttl = std::mem::take(&mut existing.ttl).then(item.ttl);
-            }
-            None => {
-                position.insert(item.id.clone(), merged.len());
-                merged.push(item);
-            }
-        }
-    }
-    merged
 }
 
 /// Writes validated records at the transaction's timestamp, after the quota check.
@@ -335,33 +312,4 @@ pub async fn purge_expired_records(tx: &Transaction<'_>, chunk: i64) -> Result<u
         )
         .await?;
     Ok(tx.execute(&stmt, &[&now_ms(), &chunk]).await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn update(id: &str, payload: Patch<String>, sortindex: Patch<i32>) -> BsoUpdate {
-        BsoUpdate {
-            id: id.into(),
-            sortindex,
-            payload,
-            ttl: Patch::Keep,
-        }
-    }
-
-    #[test]
-    fn merging_applies_later_updates_on_top_in_first_seen_order() {
-        let merged = merge_updates(vec![
-            update("a", Patch::Set("1".into()), Patch::Set(3)),
-            update("b", Patch::Set("b".into()), Patch::Keep),
-            update("a", Patch::Keep, Patch::Reset),
-            update("a", Patch::Set("2".into()), Patch::Keep),
-        ]);
-        assert_eq!(merged.len(), 2);
-        assert_eq!(merged[0].id, "a");
-        assert_eq!(merged[0].payload, Patch::Set("2".into()));
-        assert_eq!(merged[0].sortindex, Patch::Reset);
-        assert_eq!(merged[1].id, "b");
-    }
 }

@@ -1,4 +1,5 @@
-//! The SQLite backend: one database file, one writer connection, a pool of readers.
+//! The SQLite backend: one database file, one writer connection, a pool of readers; batch
+//! uploads are staged in a second file with its own writer (`staging`, ADR 0015).
 //!
 //! SQLite allows one writer at a time, so writes are serialized here, in process, on a
 //! single connection owned by one thread (see `writer`), instead of contending for the file
@@ -6,15 +7,20 @@
 //! collection cannot fail here as they can on Mozilla's server: there is no lock to lose.
 //! Readers use WAL snapshots on a pool of connections and never wait for the writer.
 
+mod batches;
 mod checkpointer;
 mod listing;
 mod read;
 mod schema;
+mod staging;
+mod user_locks;
 mod write;
 mod writer;
 
 use checkpointer::Checkpointer;
-use writer::Writer;
+use staging::Staging;
+use user_locks::UserLocks;
+use writer::{Writer, WriterName};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +101,8 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
     checkpointer: Arc<Checkpointer>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    staging: Arc<Staging>,
+    user_locks: Arc<UserLocks>,
     closed: Arc<AtomicBool>,
 }
 
@@ -127,28 +135,10 @@ impl SqliteStore {
                  PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; {TUNING} {CHECKPOINTS}"
             ))
             .map_err(backend)?;
-        if let Ok(pages) = std::env::var("SYNCSTACK_EXPERIMENT_AUTOCHECKPOINT") {
-            writer
-                .execute_batch(&format!("PRAGMA wal_autocheckpoint={pages};"))
-                .map_err(backend)?;
-        }
         writer.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut writer).map_err(backend)?;
 
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|conn| {
-                conn.set_prepared_statement_cache_capacity(64);
-                conn.execute_batch(&format!(
-                    "PRAGMA busy_timeout=5000; PRAGMA query_only=1; {TUNING}"
-                ))
-            });
-        let readers = r2d2::Pool::builder()
-            .max_size(options.readers.max(1))
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(30))
-            .build(manager)
-            .map_err(|e| StoreError::Backend(format!("opening reader pool: {e}")))?;
+        let readers = reader_pool(path, options.readers)?;
 
         let checkpoints = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
             .map_err(backend)?;
@@ -164,8 +154,10 @@ impl SqliteStore {
             max_page_bytes: options.max_page_bytes.max(1),
         });
         Ok(SqliteStore {
-            writer: Arc::new(Writer::start(writer, inner.clone())),
+            writer: Arc::new(Writer::start(writer, inner.clone(), WriterName::Writer)),
             checkpointer: Arc::new(Checkpointer::start(checkpoints)),
+            staging: Arc::new(Staging::open(path, synchronous, inner.clone())?),
+            user_locks: Arc::new(UserLocks::new()),
             inner,
             readers,
             closed: Arc::new(AtomicBool::new(false)),
@@ -186,16 +178,8 @@ impl SqliteStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Backend("store is closed".into()));
         }
-        let (inner, readers) = (self.inner.clone(), self.readers.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut conn = readers
-                .get()
-                .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))?;
-            let tx = conn.transaction().map_err(backend)?;
-            f(&tx, &inner)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+        let inner = self.inner.clone();
+        run_read(&self.readers, move |tx| f(tx, &inner)).await
     }
 
     /// Runs `f` in the writer's transaction; answers once it is committed.
@@ -209,6 +193,45 @@ impl SqliteStore {
         }
         self.writer.write(f).await
     }
+}
+
+/// A pool of read-only connections to the file at `path`.
+fn reader_pool(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionManager>, StoreError> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(|conn| {
+            conn.set_prepared_statement_cache_capacity(64);
+            conn.execute_batch(&format!(
+                "PRAGMA busy_timeout=5000; PRAGMA query_only=1; {TUNING}"
+            ))
+        });
+    r2d2::Pool::builder()
+        .max_size(size.max(1))
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(30))
+        .build(manager)
+        .map_err(|e| StoreError::Backend(format!("opening reader pool: {e}")))
+}
+
+/// Runs `f` in a read transaction on a connection of `readers`, on a blocking thread.
+async fn run_read<T, F>(
+    readers: &r2d2::Pool<SqliteConnectionManager>,
+    f: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    let readers = readers.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = readers
+            .get()
+            .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))?;
+        let tx = conn.transaction().map_err(backend)?;
+        f(&tx)
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
 }
 
 impl Inner {
@@ -332,8 +355,7 @@ impl Store for SqliteStore {
         user: UserId,
         precondition: Precondition,
     ) -> Result<SyncTimestamp, StoreError> {
-        self.write(move |tx, _| write::delete_storage(tx, user, precondition))
-            .await
+        self.delete_with_batches(user, None, precondition).await
     }
 
     async fn get_bsos(
@@ -412,12 +434,8 @@ impl Store for SqliteStore {
         collection: &str,
         precondition: Precondition,
     ) -> Result<SyncTimestamp, StoreError> {
-        let collection = collection.to_owned();
-        self.write(move |tx, inner| {
-            let collection_id = inner.collection_id_for_write(tx, &collection)?;
-            write::delete_collection(tx, user, collection_id, precondition)
-        })
-        .await
+        self.delete_with_batches(user, Some(collection.to_owned()), precondition)
+            .await
     }
 
     async fn delete_bsos(
@@ -457,23 +475,7 @@ impl Store for SqliteStore {
         request: WriteBsos,
         max_records: u64,
     ) -> Result<Versioned<String>, StoreError> {
-        self.write(move |tx, inner| {
-            let collection_id = inner.collection_id_or_create(tx, &request.collection)?;
-            let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
-            request.precondition.check(last_modified)?;
-            let id = write::create_batch(
-                tx,
-                &request,
-                collection_id,
-                inner.batch_lifetime,
-                max_records,
-            )?;
-            Ok(Versioned {
-                last_modified,
-                value: id,
-            })
-        })
-        .await
+        self.open_batch(request, max_records).await
     }
 
     async fn append_batch(
@@ -482,18 +484,8 @@ impl Store for SqliteStore {
         request: WriteBsos,
         max_records: u64,
     ) -> Result<SyncTimestamp, StoreError> {
-        let batch = batch.to_owned();
-        self.write(move |tx, inner| {
-            let collection_id = inner
-                .collection_id_for_write(tx, &request.collection)?
-                .ok_or(StoreError::BatchNotFound)?;
-            write::check_batch(tx, &batch, request.user, collection_id)?;
-            let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
-            request.precondition.check(last_modified)?;
-            write::stage_items(tx, &batch, &request.items, max_records)?;
-            Ok(last_modified)
-        })
-        .await
+        self.stage_in_batch(batch.to_owned(), request, max_records)
+            .await
     }
 
     async fn commit_batch(
@@ -501,17 +493,7 @@ impl Store for SqliteStore {
         batch: &str,
         request: WriteBsos,
     ) -> Result<(WriteOutcome, Vec<String>), StoreError> {
-        let batch = batch.to_owned();
-        self.write(move |tx, inner| {
-            let collection_id = inner
-                .collection_id_for_write(tx, &request.collection)?
-                .ok_or(StoreError::BatchNotFound)?;
-            write::check_batch(tx, &batch, request.user, collection_id)?;
-            let last_modified = read::collection_timestamp(tx, request.user, collection_id)?;
-            request.precondition.check(last_modified)?;
-            write::commit_batch(tx, &batch, request, collection_id)
-        })
-        .await
+        self.write_batch(batch.to_owned(), request).await
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
@@ -524,9 +506,10 @@ impl Store for SqliteStore {
                 .await?;
             total += removed;
             if removed == 0 {
-                return Ok(total);
+                break;
             }
         }
+        Ok(total + self.staging.purge_expired().await?)
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -537,7 +520,8 @@ impl Store for SqliteStore {
             .map_err(backend)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.staging.check().await
     }
 
     fn pool_state(&self) -> PoolState {
@@ -545,7 +529,7 @@ impl Store for SqliteStore {
         PoolState {
             connections: state.connections + 1,
             idle: state.idle_connections,
-            waiting_writers: self.writer.waiting(),
+            waiting_writers: self.writer.waiting() + self.staging.waiting(),
         }
     }
 
@@ -554,5 +538,6 @@ impl Store for SqliteStore {
         let checkpointer = self.checkpointer.clone();
         let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         self.writer.close().await;
+        self.staging.close().await;
     }
 }

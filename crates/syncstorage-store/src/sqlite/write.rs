@@ -1,11 +1,6 @@
 //! Statements that write. Each runs inside the writer's immediate transaction, so the
 //! reads they make first (timestamps, existing rows) cannot be invalidated before commit.
 
-use std::time::Duration;
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use rusqlite::{OptionalExtension, Transaction, params};
 use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
 
@@ -180,8 +175,6 @@ pub fn delete_storage(
     for sql in [
         "DELETE FROM bsos WHERE user_id = ?1",
         "DELETE FROM user_collections WHERE user_id = ?1",
-        "DELETE FROM batch_items WHERE batch_id IN (SELECT id FROM batches WHERE user_id = ?1)",
-        "DELETE FROM batches WHERE user_id = ?1",
     ] {
         tx.execute(sql, [uid]).map_err(backend)?;
     }
@@ -212,17 +205,6 @@ pub fn delete_collection(
     .map_err(backend)?;
     tx.execute(
         "DELETE FROM user_collections WHERE user_id = ?1 AND collection_id = ?2",
-        params![uid, collection_id],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        "DELETE FROM batch_items WHERE batch_id IN \
-         (SELECT id FROM batches WHERE user_id = ?1 AND collection_id = ?2)",
-        params![uid, collection_id],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        "DELETE FROM batches WHERE user_id = ?1 AND collection_id = ?2",
         params![uid, collection_id],
     )
     .map_err(backend)?;
@@ -280,193 +262,15 @@ pub fn delete_bso(
     Ok(stamp)
 }
 
-pub fn create_batch(
-    tx: &Transaction<'_>,
-    request: &WriteBsos,
-    collection_id: i64,
-    lifetime: Duration,
-    max_records: u64,
-) -> Result<String, StoreError> {
-    let mut raw = [0u8; 16];
-    rand::rng().fill_bytes(&mut raw);
-    let id = URL_SAFE_NO_PAD.encode(raw);
-    let expiry = now_ms().saturating_add(lifetime.as_millis() as i64);
-    tx.execute(
-        "INSERT INTO batches (id, user_id, collection_id, expiry) VALUES (?1, ?2, ?3, ?4)",
-        params![id, request.user as i64, collection_id, expiry],
-    )
-    .map_err(backend)?;
-    stage_items(tx, &id, &request.items, max_records)?;
-    Ok(id)
-}
-
-/// Checks that a batch is open and belongs to this user and collection.
-pub fn check_batch(
-    tx: &Transaction<'_>,
-    batch: &str,
-    user: UserId,
-    collection_id: i64,
-) -> Result<(), StoreError> {
-    let found: Option<i64> = tx
-        .prepare_cached(
-            "SELECT 1 FROM batches \
-             WHERE id = ?1 AND user_id = ?2 AND collection_id = ?3 AND expiry > ?4",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(
-                params![batch, user as i64, collection_id, now_ms()],
-                |row| row.get(0),
-            )
-            .optional()
-        })
-        .map_err(backend)?;
-    found.map(|_| ()).ok_or(StoreError::BatchNotFound)
-}
-
-fn patch_op<T>(patch: &Patch<T>) -> i64 {
-    match patch {
-        Patch::Keep => 0,
-        Patch::Reset => 1,
-        Patch::Set(_) => 2,
-    }
-}
-
-/// Stages records in a batch; a record staged again merges field by field.
-pub fn stage_items(
-    tx: &Transaction<'_>,
-    batch: &str,
-    items: &[BsoUpdate],
-    max_records: u64,
-) -> Result<(), StoreError> {
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO batch_items \
-               (batch_id, id, sortindex_op, sortindex, payload_op, payload, ttl_op, ttl) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT (batch_id, id) DO UPDATE SET \
-               sortindex = CASE WHEN excluded.sortindex_op = 0 THEN sortindex ELSE excluded.sortindex END, \
-               sortindex_op = CASE WHEN excluded.sortindex_op = 0 THEN sortindex_op ELSE excluded.sortindex_op END, \
-               payload = CASE WHEN excluded.payload_op = 0 THEN payload ELSE excluded.payload END, \
-               payload_op = CASE WHEN excluded.payload_op = 0 THEN payload_op ELSE excluded.payload_op END, \
-               ttl = CASE WHEN excluded.ttl_op = 0 THEN ttl ELSE excluded.ttl END, \
-               ttl_op = CASE WHEN excluded.ttl_op = 0 THEN ttl_op ELSE excluded.ttl_op END",
-        )
-        .map_err(backend)?;
-    for item in items {
-        let sortindex = match item.sortindex {
-            Patch::Set(v) => Some(v),
-            _ => None,
-        };
-        let payload = match &item.payload {
-            Patch::Set(p) => Some(p.as_str()),
-            _ => None,
-        };
-        let ttl = match item.ttl {
-            Patch::Set(v) => Some(v),
-            _ => None,
-        };
-        stmt.execute(params![
-            batch,
-            item.id,
-            patch_op(&item.sortindex),
-            sortindex,
-            patch_op(&item.payload),
-            payload,
-            patch_op(&item.ttl),
-            ttl
-        ])
-        .map_err(backend)?;
-    }
-    let staged: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM batch_items WHERE batch_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([batch], |row| row.get(0)))
-        .map_err(backend)?;
-    if staged as u64 > max_records {
-        return Err(StoreError::BatchTooLarge);
-    }
-    Ok(())
-}
-
-fn patch_from<T>(op: i64, value: Option<T>) -> Patch<T> {
-    match (op, value) {
-        (2, Some(v)) => Patch::Set(v),
-        (0, _) => Patch::Keep,
-        _ => Patch::Reset,
-    }
-}
-
-/// Writes the staged records with the commit request's records on top, then drops the batch.
-pub fn commit_batch(
-    tx: &Transaction<'_>,
-    batch: &str,
-    mut request: WriteBsos,
-    collection_id: i64,
-) -> Result<(WriteOutcome, Vec<String>), StoreError> {
-    let mut staged: Vec<BsoUpdate> = {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT id, sortindex_op, sortindex, payload_op, payload, ttl_op, ttl \
-                 FROM batch_items WHERE batch_id = ?1 ORDER BY rowid",
-            )
-            .map_err(backend)?;
-        stmt.query_map([batch], |row| {
-            Ok(BsoUpdate {
-                id: row.get(0)?,
-                sortindex: patch_from(row.get(1)?, row.get(2)?),
-                payload: patch_from(row.get(3)?, row.get(4)?),
-                ttl: patch_from(row.get(5)?, row.get(6)?),
-            })
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(backend)?
-    };
-    for item in std::mem::take(&mut request.items) {
-        match staged.iter_mut().find(|s| s.id == item.id) {
-            Some(existing) => {
-                let previous = std::mem::replace(
-                    existing,
-                    BsoUpdate {
-                        id: item.id.clone(),
-                        sortindex: Patch::Keep,
-                        payload: Patch::Keep,
-                        ttl: Patch::Keep,
-                    },
-                );
-                existing.sortindex = previous.sortindex.then(item.sortindex);
-                existing.payload = previous.payload.then(item.payload);
-                existing.ttl = previous.ttl.then(item.ttl);
-            }
-            None => staged.push(item),
-        }
-    }
-    let ids = staged.iter().map(|item| item.id.clone()).collect();
-    request.items = staged;
-    let outcome = store_bsos(tx, &request, collection_id)?;
-    tx.execute("DELETE FROM batch_items WHERE batch_id = ?1", [batch])
-        .map_err(backend)?;
-    tx.execute("DELETE FROM batches WHERE id = ?1", [batch])
-        .map_err(backend)?;
-    Ok((outcome, ids))
-}
-
 /// Deletes up to ?2 records expired at ?1. The second bound is the partial expiry index's
 /// own condition (schema migration 2), which SQLite must see to use that index.
 pub(super) const PURGE_RECORDS: &str = "DELETE FROM bsos WHERE rowid IN \
      (SELECT rowid FROM bsos WHERE expiry <= ?1 AND expiry < 9223372036854775807 LIMIT ?2)";
 
-/// Deletes up to `chunk` expired records, then expired batches; returns rows removed.
+/// Deletes up to `chunk` expired records; returns how many.
 pub fn purge_expired_chunk(tx: &Transaction<'_>, chunk: i64) -> Result<u64, StoreError> {
-    let now = now_ms();
     let records = tx
-        .execute(PURGE_RECORDS, params![now, chunk])
+        .execute(PURGE_RECORDS, params![now_ms(), chunk])
         .map_err(backend)?;
-    tx.execute(
-        "DELETE FROM batch_items WHERE batch_id IN (SELECT id FROM batches WHERE expiry <= ?1)",
-        [now],
-    )
-    .map_err(backend)?;
-    let batches = tx
-        .execute("DELETE FROM batches WHERE expiry <= ?1", [now])
-        .map_err(backend)?;
-    Ok((records + batches) as u64)
+    Ok(records as u64)
 }

@@ -76,16 +76,34 @@ pub(super) struct Writer {
     waiting: Arc<AtomicU32>,
 }
 
+/// Which file a writer writes, for its thread's name (`sqlite-<name>`) and its log lines.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum WriterName {
+    /// The store's own file: records and timestamps.
+    Writer,
+    /// The batch staging file (see `staging`).
+    Staging,
+}
+
+impl WriterName {
+    fn as_str(self) -> &'static str {
+        match self {
+            WriterName::Writer => "writer",
+            WriterName::Staging => "staging",
+        }
+    }
+}
+
 impl Writer {
     /// Starts the thread that owns `conn`.
-    pub fn start(conn: Connection, inner: Arc<Inner>) -> Writer {
+    pub fn start(conn: Connection, inner: Arc<Inner>, name: WriterName) -> Writer {
         let (sender, receiver) = mpsc::channel();
         let waiting = Arc::new(AtomicU32::new(0));
         let counter = waiting.clone();
         std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || run(conn, inner, receiver, counter))
-            .expect("spawning the SQLite writer thread");
+            .name(format!("sqlite-{}", name.as_str()))
+            .spawn(move || run(conn, inner, name, receiver, counter))
+            .expect("spawning a SQLite writer thread");
         Writer {
             queue: Mutex::new(Some(sender)),
             waiting,
@@ -138,6 +156,7 @@ impl Writer {
 fn run(
     mut conn: Connection,
     inner: Arc<Inner>,
+    name: WriterName,
     queue: mpsc::Receiver<Message>,
     waiting: Arc<AtomicU32>,
 ) {
@@ -160,7 +179,7 @@ fn run(
         }
         waiting.fetch_sub(group.len() as u32, Ordering::Relaxed);
         if !group.is_empty() {
-            commit_group(&mut conn, &inner, group);
+            commit_group(&mut conn, &inner, name, group);
         }
     }
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
@@ -169,7 +188,7 @@ fn run(
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the SQLite writer failed");
     }
-    tracing::info!(path = %inner.path.display(), "closed SQLite storage");
+    tracing::info!(writer = name.as_str(), path = %inner.path.display(), "closed SQLite writer");
     if let Some(done) = closing {
         let _ = done.send(());
     }
@@ -184,7 +203,12 @@ fn run_cached(tx: &Transaction<'_>, sql: &str) -> Result<(), StoreError> {
         .map_err(backend)
 }
 
-fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn WriteJob>>) {
+fn commit_group(
+    conn: &mut Connection,
+    inner: &Inner,
+    name: WriterName,
+    mut group: Vec<Box<dyn WriteJob>>,
+) {
     let started = Instant::now();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -216,13 +240,14 @@ fn commit_group(conn: &mut Connection, inner: &Inner, mut group: Vec<Box<dyn Wri
     let committed = tx.commit().map_err(backend);
     // How long writes wait behind each other: `scripts/bench-storage-cpu` summarizes these.
     tracing::trace!(
+        writer = name.as_str(),
         writes = group.len(),
         run_us = ran.as_micros() as u64,
         commit_us = (started.elapsed() - ran).as_micros() as u64,
         "group committed"
     );
     if let Err(error) = &committed {
-        tracing::error!(%error, writes = group.len(), "committing a group of writes failed");
+        tracing::error!(%error, writer = name.as_str(), writes = group.len(), "committing a group of writes failed");
     }
     group
         .into_iter()

@@ -6,9 +6,11 @@
 //! skipped, so a bare `cargo test` needs no server. Checks speak only the trait, so a new
 //! backend gets the whole suite by adding it to `backends_with()`.
 //!
-//! `main.rs` holds the checks every backend passes; `multi_node.rs` holds what only a
-//! backend shared by several processes can be asked (PostgreSQL).
+//! `main.rs` holds the checks every backend passes, `batch_races.rs` those of a batch commit
+//! racing the same user's other steps; `multi_node.rs` holds what only a backend shared by
+//! several processes can be asked (PostgreSQL).
 
+mod batch_races;
 mod multi_node;
 
 use std::sync::Arc;
@@ -609,6 +611,11 @@ async fn data_survives_close_and_reopen_and_a_closed_store_refuses_work() {
         .put_bsos(write(1, "c", vec![set("a", "kept")]), false)
         .await
         .unwrap();
+    let staged = store
+        .create_batch(write(1, "c", vec![set("b", "staged")]), 10)
+        .await
+        .unwrap()
+        .value;
     store.close().await;
     assert!(matches!(store.check().await, Err(StoreError::Backend(_))));
     let reopened = SqliteStore::open(
@@ -627,6 +634,15 @@ async fn data_survives_close_and_reopen_and_a_closed_store_refuses_work() {
             .value
             .payload,
         "kept"
+    );
+    let (_, ids) = reopened
+        .commit_batch(&staged, write(1, "c", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        ["b"],
+        "a batch staged before the restart commits after it"
     );
     let missing = SqliteStore::open(
         &dir.path().join("typo.db"),
@@ -653,6 +669,11 @@ async fn postgres_data_survives_close_and_reopen_and_a_closed_store_refuses_work
         .put_bsos(write(1, "c", vec![set("a", "kept")]), false)
         .await
         .unwrap();
+    let staged = store
+        .create_batch(write(1, "c", vec![set("b", "staged")]), 10)
+        .await
+        .unwrap()
+        .value;
     store.close().await;
     assert!(matches!(store.check().await, Err(StoreError::Backend(_))));
     let reopened = PostgresStore::open(schema.url(), options.clone())
@@ -666,6 +687,15 @@ async fn postgres_data_survives_close_and_reopen_and_a_closed_store_refuses_work
             .value
             .payload,
         "kept"
+    );
+    let (_, ids) = reopened
+        .commit_batch(&staged, write(1, "c", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        ["b"],
+        "a batch staged before the restart commits after it"
     );
     reopened.close().await;
     let (server, _) = base.rsplit_once('/').unwrap();
