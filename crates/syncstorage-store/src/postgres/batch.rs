@@ -178,22 +178,74 @@ pub async fn commit(
     let items = merge_updates(items);
     let ids = items.iter().map(|item| item.id.clone()).collect();
     let outcome = write::store_bsos(tx, request, items, collection_id, stamp).await?;
-    let stmt = tx
-        .prepare_cached("DELETE FROM storage_batches WHERE id = $1")
-        .await?;
-    tx.execute(&stmt, &[&batch]).await?;
+    discard(tx, Batches::One(batch)).await?;
     Ok((outcome, ids))
+}
+
+/// Which batches [`discard`] drops.
+pub enum Batches<'a> {
+    /// One batch, by id.
+    One(&'a str),
+    /// Every batch of a user.
+    OfUser(UserId),
+    /// Every batch of a user's collection.
+    OfCollection(UserId, i32),
+    /// Up to this many expired batches that no writer holds.
+    Expired(i64),
+}
+
+/// Drops batches with their staged records; returns how many batches went. The batches go
+/// first, each row locked, so that an append holding one has committed by the time its
+/// statement ends; the records go in a statement of their own, whose snapshot, taken
+/// after that, sees what such an append staged. (One statement would delete the records
+/// as its snapshot saw them before it waited, leaving the append's records behind.)
+pub async fn discard(tx: &Transaction<'_>, which: Batches<'_>) -> Result<u64, TxError> {
+    let rows = match which {
+        Batches::One(id) => {
+            let stmt = tx
+                .prepare_cached("DELETE FROM storage_batches WHERE id = $1 RETURNING id")
+                .await?;
+            tx.query(&stmt, &[&id]).await?
+        }
+        Batches::OfUser(user) => {
+            let stmt = tx
+                .prepare_cached("DELETE FROM storage_batches WHERE user_id = $1 RETURNING id")
+                .await?;
+            tx.query(&stmt, &[&uid(user)]).await?
+        }
+        Batches::OfCollection(user, collection_id) => {
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM storage_batches WHERE user_id = $1 AND collection_id = $2 \
+                     RETURNING id",
+                )
+                .await?;
+            tx.query(&stmt, &[&uid(user), &collection_id]).await?
+        }
+        Batches::Expired(chunk) => {
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM storage_batches WHERE id IN ( \
+                       SELECT id FROM storage_batches WHERE expiry <= $1 \
+                       LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id",
+                )
+                .await?;
+            tx.query(&stmt, &[&now_ms(), &chunk]).await?
+        }
+    };
+    let ids: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    if !ids.is_empty() {
+        let stmt = tx
+            .prepare_cached("DELETE FROM storage_batch_items WHERE batch_id = ANY($1)")
+            .await?;
+        tx.execute(&stmt, &[&ids]).await?;
+    }
+    Ok(ids.len() as u64)
 }
 
 /// Deletes up to `chunk` expired batches (their staged records go with them) that no
 /// writer holds; returns how many went.
 pub async fn purge_expired(tx: &Transaction<'_>, chunk: i64) -> Result<u64, TxError> {
-    let stmt = tx
-        .prepare_cached(
-            "DELETE FROM storage_batches WHERE id IN ( \
-               SELECT id FROM storage_batches WHERE expiry <= $1 \
-               LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .await?;
-    Ok(tx.execute(&stmt, &[&now_ms(), &chunk]).await?)
+    discard(tx, Batches::Expired(chunk)).await
 }

@@ -6,6 +6,7 @@
 use deadpool_postgres::Transaction;
 use sync_proto::{BsoUpdate, Patch, SyncTimestamp};
 
+use super::batch::{self, Batches};
 use super::now_ms;
 use super::read::{self, ts, uid};
 use super::tx::TxError;
@@ -206,11 +207,11 @@ pub async fn delete_storage(
     for sql in [
         "DELETE FROM storage_bsos WHERE user_id = $1",
         "DELETE FROM storage_user_collections WHERE user_id = $1",
-        "DELETE FROM storage_batches WHERE user_id = $1",
     ] {
         let stmt = tx.prepare_cached(sql).await?;
         tx.execute(&stmt, &[&uid(user)]).await?;
     }
+    batch::discard(tx, Batches::OfUser(user)).await?;
     Ok(last_modified)
 }
 
@@ -234,11 +235,11 @@ pub async fn delete_collection(
     for sql in [
         "DELETE FROM storage_bsos WHERE user_id = $1 AND collection_id = $2",
         "DELETE FROM storage_user_collections WHERE user_id = $1 AND collection_id = $2",
-        "DELETE FROM storage_batches WHERE user_id = $1 AND collection_id = $2",
     ] {
         let stmt = tx.prepare_cached(sql).await?;
         tx.execute(&stmt, &[&uid(user), &collection_id]).await?;
     }
+    batch::discard(tx, Batches::OfCollection(user, collection_id)).await?;
     let stamp = next_timestamp(tx, user).await?;
     touch_collection(tx, user, TOMBSTONE_COLLECTION, stamp).await?;
     Ok(stamp)

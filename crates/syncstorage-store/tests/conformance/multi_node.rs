@@ -228,3 +228,81 @@ async fn staging_a_batch_does_not_wait_for_the_users_other_writes() {
     drop(holder);
     schema.drop_schema().await.unwrap();
 }
+
+/// Staged records have no foreign key to their batch (storage schema migration 3), so every
+/// way a batch goes (commit, delete of its collection or of all storage, purge) must take
+/// its records with it, including those an append on another node staged while the delete
+/// waited for the batch: none may be left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_never_leaves_its_staged_records_behind() {
+    let Some((schema, a, _b)) = two_nodes().await else {
+        return;
+    };
+    let (raw, connection) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let staged = || async {
+        let row = raw
+            .query_one("SELECT COUNT(*) FROM storage_batch_items", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let open = |user: u64, collection: &'static str| {
+        let a = a.clone();
+        async move {
+            a.create_batch(write(user, collection, vec![set("r", "x")]), 100)
+                .await
+                .unwrap()
+                .value
+        }
+    };
+
+    let committed = open(1, "c").await;
+    a.commit_batch(&committed, write(1, "c", vec![]))
+        .await
+        .unwrap();
+    open(2, "c").await;
+    open(2, "d").await;
+    a.delete_collection(2, "c", Precondition::None)
+        .await
+        .unwrap();
+    a.delete_storage(2, Precondition::None).await.unwrap();
+    let expired = open(3, "c").await;
+    raw.execute(
+        "UPDATE storage_batches SET expiry = 0 WHERE id = $1",
+        &[&expired],
+    )
+    .await
+    .unwrap();
+    a.purge_expired().await.unwrap();
+    assert_eq!(staged().await, 0, "a batch that went left records behind");
+
+    // An append in flight elsewhere holds the batch's row while the delete starts.
+    let appended = open(4, "c").await;
+    a.put_bsos(write(4, "c", vec![set("kept", "x")]), false)
+        .await
+        .unwrap();
+    raw.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM storage_batches WHERE id = '{appended}' FOR UPDATE; \
+         INSERT INTO storage_batch_items (batch_id, id, sortindex_op, payload_op, ttl_op) \
+         VALUES ('{appended}', 'late', 0, 0, 0)"
+    ))
+    .await
+    .unwrap();
+    let deleting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.delete_collection(4, "c", Precondition::None).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    raw.batch_execute("COMMIT").await.unwrap();
+    deleting.await.unwrap().unwrap();
+    assert_eq!(
+        staged().await,
+        0,
+        "records staged while the delete waited were left behind"
+    );
+    drop(raw);
+    schema.drop_schema().await.unwrap();
+}
