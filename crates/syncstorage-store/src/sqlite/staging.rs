@@ -76,8 +76,12 @@ impl Staging {
         let path = staging_path(main);
         let conn = sqlite_support::open_migrated(&path, true, MIGRATIONS, "batch staging")
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        conn.execute_batch(&format!("PRAGMA synchronous={synchronous};"))
-            .map_err(backend)?;
+        // Staged records are deleted soon after they are written, so the file stays small;
+        // the WAL is cut back after a burst instead of keeping its largest size.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={synchronous}; PRAGMA journal_size_limit=67108864;"
+        ))
+        .map_err(backend)?;
         Ok(Staging {
             writer: Writer::start(conn, inner, WriterName::Staging),
             readers: reader_pool(&path, READERS)?,
