@@ -307,7 +307,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SyncTimestamp, StoreError>;
 
     /// Writes every staged record plus `write.items` in one transaction, and closes the
-    /// batch. Returns the write's timestamp and the ids written, staged ones included.
+    /// batch (on SQLite, just after that transaction: ADR 0015). Returns the write's timestamp and the ids written, staged ones included.
     async fn commit_batch(
         &self,
         batch: &str,

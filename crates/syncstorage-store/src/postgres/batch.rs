@@ -245,7 +245,20 @@ pub async fn discard(tx: &Transaction<'_>, which: Batches<'_>) -> Result<u64, Tx
 }
 
 /// Deletes up to `chunk` expired batches (their staged records go with them) that no
-/// writer holds; returns how many went.
+/// writer holds, and staged records whose batch is gone; returns how many batches went.
+/// Such records are left only by a build before storage migration 3 still running against
+/// the new schema (its deletes of batches relied on the dropped foreign key to take the
+/// records too). A record is staged only in the transaction that creates its batch or
+/// under the batch's row lock, so one whose batch this statement's snapshot does not see
+/// is an orphan.
 pub async fn purge_expired(tx: &Transaction<'_>, chunk: i64) -> Result<u64, TxError> {
-    discard(tx, Batches::Expired(chunk)).await
+    let batches = discard(tx, Batches::Expired(chunk)).await?;
+    let stmt = tx
+        .prepare_cached(
+            "DELETE FROM storage_batch_items i WHERE NOT EXISTS \
+               (SELECT 1 FROM storage_batches b WHERE b.id = i.batch_id)",
+        )
+        .await?;
+    tx.execute(&stmt, &[]).await?;
+    Ok(batches)
 }

@@ -89,7 +89,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 3: staged records keep no foreign key to their batch. PostgreSQL checked it once per
     // staged record, each check a scan of the small, churning batches table: under the
     // benchmark's mix, 7,800 scans a second and about 7 % of the server's CPU. Batches are
-    // now dropped with their records by `batch::discard`, the only place that drops them.
+    // now dropped with their records by `batch::discard`, the only place that drops them
+    // (and the purge removes records a node of an older build left without their batch).
     r#"
     ALTER TABLE storage_batch_items DROP CONSTRAINT storage_batch_items_batch_id_fkey;
     "#,

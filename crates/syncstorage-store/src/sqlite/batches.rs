@@ -2,7 +2,8 @@
 //! (`staging`), and a commit writes them through the store's writer (ADR 0015).
 //!
 //! Every step that reads or changes a user's staged batches, and every delete that must
-//! take them away with the records, holds that user's lock (`user_locks`), so that these
+//! take them away with the records, holds that user's lock (`user_locks`), and runs on a
+//! task of its own that finishes even if the client goes away (`to_the_end`), so that these
 //! two-file operations look as atomic to clients as the one-transaction ones of PostgreSQL.
 
 use sync_proto::SyncTimestamp;
@@ -40,6 +41,18 @@ impl SqliteStore {
         request: WriteBsos,
         max_records: u64,
     ) -> Result<SyncTimestamp, StoreError> {
+        self.to_the_end(
+            move |store| async move { store.stage_steps(batch, request, max_records).await },
+        )
+        .await
+    }
+
+    async fn stage_steps(
+        &self,
+        batch: String,
+        request: WriteBsos,
+        max_records: u64,
+    ) -> Result<SyncTimestamp, StoreError> {
         let user = request.user;
         let collection_id = self.batch_collection(&request.collection).await?;
         let _held = self.user_locks.lock(user).await;
@@ -61,6 +74,15 @@ impl SqliteStore {
     /// Writes a batch's staged records with the commit request's own on top, at one
     /// timestamp, then drops the batch. Answers the write and the ids written.
     pub(super) async fn write_batch(
+        &self,
+        batch: String,
+        request: WriteBsos,
+    ) -> Result<(WriteOutcome, Vec<String>), StoreError> {
+        self.to_the_end(move |store| async move { store.commit_steps(batch, request).await })
+            .await
+    }
+
+    async fn commit_steps(
         &self,
         batch: String,
         mut request: WriteBsos,
@@ -98,8 +120,21 @@ impl SqliteStore {
 
     /// Deletes a collection (`Some`) or all of a user's storage (`None`), records first,
     /// then the staged batches that would otherwise bring records back at their commit.
-    /// Nothing is deleted when the precondition fails.
+    /// Nothing is deleted when the precondition fails, and a collection the user never
+    /// wrote to keeps its batches (as on PostgreSQL: there was nothing to delete).
     pub(super) async fn delete_with_batches(
+        &self,
+        user: UserId,
+        collection: Option<String>,
+        precondition: Precondition,
+    ) -> Result<SyncTimestamp, StoreError> {
+        self.to_the_end(move |store| async move {
+            store.delete_steps(user, collection, precondition).await
+        })
+        .await
+    }
+
+    async fn delete_steps(
         &self,
         user: UserId,
         collection: Option<String>,
@@ -107,19 +142,40 @@ impl SqliteStore {
     ) -> Result<SyncTimestamp, StoreError> {
         let whole_storage = collection.is_none();
         let _held = self.user_locks.lock(user).await;
-        let (stamp, collection_id) = self
+        let (stamp, emptied) = self
             .write(move |tx, inner| match collection {
                 None => Ok((write::delete_storage(tx, user, precondition)?, None)),
                 Some(name) => {
                     let id = inner.collection_id_for_write(tx, &name)?;
-                    Ok((write::delete_collection(tx, user, id, precondition)?, id))
+                    let written = match id {
+                        Some(id) => read::collection_timestamp(tx, user, id)? > SyncTimestamp::ZERO,
+                        None => false,
+                    };
+                    let stamp = write::delete_collection(tx, user, id, precondition)?;
+                    Ok((stamp, id.filter(|_| written)))
                 }
             })
             .await?;
-        if whole_storage || collection_id.is_some() {
-            self.staging.discard_owned(user, collection_id).await?;
+        if whole_storage || emptied.is_some() {
+            self.staging.discard_owned(user, emptied).await?;
         }
         Ok(stamp)
+    }
+
+    /// Runs `steps` on a task of its own and waits for its answer. A request's future is
+    /// dropped when its client goes away, and steps that span both files must not stop
+    /// half-way: a delete whose batches stayed could have their records come back at a
+    /// later commit, a commit whose batch stayed could be committed again over newer
+    /// records. On its own task, each runs to its end whether or not anyone still waits.
+    async fn to_the_end<T, F, Steps>(&self, steps: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(SqliteStore) -> Steps,
+        Steps: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        tokio::spawn(steps(self.clone()))
+            .await
+            .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
     }
 
     /// The id of a collection name that some user wrote to, if any.

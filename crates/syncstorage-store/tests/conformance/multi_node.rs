@@ -276,6 +276,14 @@ async fn a_batch_never_leaves_its_staged_records_behind() {
     )
     .await
     .unwrap();
+    // A record an older build left without its batch (it relied on the foreign key).
+    raw.execute(
+        "INSERT INTO storage_batch_items (batch_id, id, sortindex_op, payload_op, ttl_op) \
+         VALUES ('gone', 'orphan', 0, 0, 0)",
+        &[],
+    )
+    .await
+    .unwrap();
     a.purge_expired().await.unwrap();
     assert_eq!(staged().await, 0, "a batch that went left records behind");
 
