@@ -10,6 +10,11 @@ use super::*;
 /// few hundred microseconds wide, so a few dozen rounds find it if it is open.
 const ROUNDS: usize = 40;
 
+/// Opens a batch holding `request`'s records; its id.
+async fn open_batch(store: &Arc<dyn Store>, request: WriteBsos) -> String {
+    store.create_batch(request, 100).await.unwrap().value
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_deleted_while_a_batch_commits_stays_deleted() {
     for b in backends().await {
@@ -19,12 +24,7 @@ async fn a_collection_deleted_while_a_batch_commits_stays_deleted() {
                 .put_bsos(write(1, &collection, vec![set("before", "x")]), false)
                 .await
                 .unwrap();
-            let batch = b
-                .store
-                .create_batch(write(1, &collection, vec![set("staged", "x")]), 100)
-                .await
-                .unwrap()
-                .value;
+            let batch = open_batch(&b.store, write(1, &collection, vec![set("staged", "x")])).await;
             let commit = {
                 let (store, collection) = (b.store.clone(), collection.clone());
                 tokio::spawn(async move {
@@ -73,12 +73,11 @@ async fn a_collection_deleted_while_a_batch_commits_stays_deleted() {
 async fn an_append_racing_the_commit_is_committed_or_refused() {
     for b in backends().await {
         for round in 0..ROUNDS {
-            let batch = b
-                .store
-                .create_batch(write(1, "c", vec![set(&format!("first{round}"), "x")]), 100)
-                .await
-                .unwrap()
-                .value;
+            let batch = open_batch(
+                &b.store,
+                write(1, "c", vec![set(&format!("first{round}"), "x")]),
+            )
+            .await;
             let late = format!("late{round}");
             let append = {
                 let (store, batch, late) = (b.store.clone(), batch.clone(), late.clone());
@@ -128,12 +127,7 @@ async fn a_delete_whose_caller_stops_waiting_is_all_or_nothing() {
             .put_bsos(write(1, "c", vec![set("before", "x")]), false)
             .await
             .unwrap();
-        let batch = b
-            .store
-            .create_batch(write(1, "c", vec![set("staged", "x")]), 100)
-            .await
-            .unwrap()
-            .value;
+        let batch = open_batch(&b.store, write(1, "c", vec![set("staged", "x")])).await;
         {
             let delete = b.store.delete_collection(1, "c", Precondition::None);
             tokio::pin!(delete);
@@ -170,12 +164,7 @@ async fn a_delete_whose_caller_stops_waiting_is_all_or_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_caller_stops_waiting_is_not_applied_twice() {
     for b in backends().await {
-        let batch = b
-            .store
-            .create_batch(write(1, "c", vec![set("r", "old")]), 100)
-            .await
-            .unwrap()
-            .value;
+        let batch = open_batch(&b.store, write(1, "c", vec![set("r", "old")])).await;
         // Another user's large write keeps the store busy while the commit waits.
         let big = (0..30_000)
             .map(|i| set(&format!("big{i}"), "payload"))
@@ -225,12 +214,7 @@ async fn deleting_a_collection_never_written_keeps_its_batches() {
             .put_bsos(write(2, "c", vec![set("other user", "x")]), false)
             .await
             .unwrap();
-        let batch = b
-            .store
-            .create_batch(write(1, "c", vec![set("staged", "x")]), 100)
-            .await
-            .unwrap()
-            .value;
+        let batch = open_batch(&b.store, write(1, "c", vec![set("staged", "x")])).await;
         b.store
             .delete_collection(1, "c", Precondition::None)
             .await
